@@ -1,0 +1,566 @@
+//! Lakes and tables: finding the tables of a lake folder and registering them in a session.
+//!
+//! A lake is a folder: each sub-folder of Parquet files (hive partition folders such as
+//! `date=2024-01-01/` become partition columns) and each `.parquet` file is a table named after it;
+//! `usagelake.toml` adds tables and says what folder names cannot (see [`crate::lake_config`]).
+//!
+//! Schemas are read from every file's footer and merged here rather than by DataFusion, so that a
+//! conflict names both files and the column, and a file that is not Parquet is named at start-up
+//! instead of failing some later query.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+use crate::lake_config::{LakeConfig, LakeConfigError};
+use crate::time_partition::TimePartitionedTable;
+
+const PARQUET_EXTENSION: &str = ".parquet";
+
+/// Errors finding or registering tables.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error(
+        "lake folder '{0}' does not exist: pass --lake with a folder of Parquet files, or make one with `usagelake gen --out {0}`"
+    )]
+    LakeMissing(PathBuf),
+    #[error("lake '{0}' is not a folder: pass --lake with a folder, or --table NAME={0} for a single file")]
+    LakeNotFolder(PathBuf),
+    #[error("could not read lake folder '{path}': {source}")]
+    ReadLake {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] LakeConfigError),
+    #[error("--table '{0}' is not NAME=PATH: write it as --table events=./logs/events")]
+    BadTableArgument(String),
+    #[error("table '{table}': '{location}' does not exist: fix its location in usagelake.toml or --table")]
+    LocationMissing { table: String, location: String },
+    #[error("table '{table}': no .parquet files under '{location}'")]
+    NoFiles { table: String, location: String },
+    #[error("table '{table}': '{file}' is not a readable Parquet file ({reason}): remove or replace it")]
+    NotParquet {
+        table: String,
+        file: String,
+        reason: String,
+    },
+    #[error(
+        "table '{table}': column '{column}' is {first_type} in '{first_file}' but {other_type} in '{other_file}': rewrite one file with the other's type, or move it to a table of its own"
+    )]
+    ColumnTypeConflict {
+        table: String,
+        column: String,
+        first_file: String,
+        first_type: DataType,
+        other_file: String,
+        other_type: DataType,
+    },
+    #[error(
+        "table '{table}': '{first_file}' is under partition folders ({first_keys}) but '{other_file}' under ({other_keys}): every file of a table needs the same partition folders"
+    )]
+    PartitionLayout {
+        table: String,
+        first_file: String,
+        first_keys: String,
+        other_file: String,
+        other_keys: String,
+    },
+    #[error("table '{table}': {problem}")]
+    TimeColumn { table: String, problem: String },
+    #[error("table '{table}': {source}")]
+    DataFusion {
+        table: String,
+        source: DataFusionError,
+    },
+}
+
+/// Where a table's data is and what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSource {
+    /// The SQL name of the table.
+    pub name: String,
+    /// A folder or file path.
+    pub location: PathBuf,
+    /// The event-time column, if declared.
+    pub time_column: Option<String>,
+    /// A DATE partition column holding the UTC date of `time_column`.
+    pub date_partition: Option<String>,
+}
+
+impl TableSource {
+    fn plain(name: &str, location: PathBuf) -> Self {
+        Self {
+            name: name.to_string(),
+            location,
+            time_column: None,
+            date_partition: None,
+        }
+    }
+
+    /// Parses a `--table NAME=PATH` argument.
+    pub fn from_argument(argument: &str) -> Result<Self, LakeError> {
+        match argument.split_once('=') {
+            Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
+                Ok(Self::plain(name.trim(), PathBuf::from(path.trim())))
+            }
+            _ => Err(LakeError::BadTableArgument(argument.to_string())),
+        }
+    }
+}
+
+/// The tables of the lake folder `lake`: its sub-folders and `.parquet` files, then the tables of
+/// its `usagelake.toml` (which override discovered ones of the same name), sorted by name.
+pub fn discover(lake: &Path) -> Result<Vec<TableSource>, LakeError> {
+    if !lake.exists() {
+        return Err(LakeError::LakeMissing(lake.to_path_buf()));
+    }
+    if !lake.is_dir() {
+        return Err(LakeError::LakeNotFolder(lake.to_path_buf()));
+    }
+    let read_error = |source| LakeError::ReadLake {
+        path: lake.to_path_buf(),
+        source,
+    };
+    let mut tables = BTreeMap::new();
+    for entry in std::fs::read_dir(lake).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if is_hidden(file_name) {
+            continue;
+        }
+        let name = if path.is_dir() {
+            file_name
+        } else if let Some(stem) = file_name.strip_suffix(PARQUET_EXTENSION) {
+            stem
+        } else {
+            continue;
+        };
+        tables.insert(name.to_string(), TableSource::plain(name, path.clone()));
+    }
+    if let Some(config) = LakeConfig::load(lake)? {
+        for (name, table) in config.tables {
+            let source = TableSource {
+                name: name.clone(),
+                location: lake.join(&table.location),
+                time_column: table.time_column,
+                date_partition: table.date_partition,
+            };
+            tables.insert(name, source);
+        }
+    }
+    Ok(tables.into_values().collect())
+}
+
+/// Files and folders that are not data: dot files and `_`-prefixed markers such as `_SUCCESS`.
+fn is_hidden(file_name: &str) -> bool {
+    file_name.starts_with('.') || file_name.starts_with('_')
+}
+
+/// Puts `overrides` in place of the tables of the same name in `tables`, or adds them.
+pub fn apply_overrides(tables: &mut Vec<TableSource>, overrides: Vec<TableSource>) {
+    for source in overrides {
+        tables.retain(|t| t.name != source.name);
+        tables.push(source);
+    }
+}
+
+/// Registers every table of `sources` in `ctx`.
+pub async fn register_tables(
+    ctx: &SessionContext,
+    sources: &[TableSource],
+) -> Result<(), LakeError> {
+    for source in sources {
+        let table = open_table(ctx, source).await?;
+        ctx.register_table(TableReference::bare(source.name.as_str()), table)
+            .map_err(|source_error| LakeError::DataFusion {
+                table: source.name.clone(),
+                source: source_error,
+            })?;
+    }
+    Ok(())
+}
+
+/// Builds the table provider of one source: a listing table over its files with the merged schema
+/// and partition columns, wrapped for time-range pruning when the source declares it.
+pub async fn open_table(
+    ctx: &SessionContext,
+    source: &TableSource,
+) -> Result<Arc<dyn TableProvider>, LakeError> {
+    let table = source.name.clone();
+    let datafusion_error = |source| LakeError::DataFusion {
+        table: table.clone(),
+        source,
+    };
+    let location = source.location.display().to_string();
+    let absolute = std::path::absolute(&source.location).map_err(|_| LakeError::LocationMissing {
+        table: table.clone(),
+        location: location.clone(),
+    })?;
+    if !absolute.exists() {
+        return Err(LakeError::LocationMissing {
+            table,
+            location,
+        });
+    }
+    let mut url_text = absolute.display().to_string();
+    if absolute.is_dir() && !url_text.ends_with('/') {
+        url_text.push('/');
+    }
+    let url = ListingTableUrl::parse(&url_text).map_err(datafusion_error)?;
+
+    let state = ctx.state();
+    let format = Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()));
+    let store = state
+        .runtime_env()
+        .object_store(ObjectStoreUrl::local_filesystem())
+        .map_err(datafusion_error)?;
+    let files: Vec<_> = url
+        .list_all_files(&state, store.as_ref(), PARQUET_EXTENSION)
+        .await
+        .map_err(datafusion_error)?
+        .try_collect()
+        .await
+        .map_err(datafusion_error)?;
+    let mut files: Vec<_> = files.into_iter().filter(|f| f.size > 0).collect();
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    if files.is_empty() {
+        return Err(LakeError::NoFiles { table, location });
+    }
+
+    let relative_paths: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            url.strip_prefix(&f.location)
+                .map(|segments| segments.map(str::to_string).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let file_names: Vec<String> = files.iter().map(|f| format!("/{}", f.location)).collect();
+    let partitions = infer_partitions(&table, &file_names, &relative_paths)?;
+
+    let mut merged = SchemaMerger::new(&table);
+    for (file, file_name) in files.iter().zip(&file_names) {
+        let schema = format
+            .infer_schema(&state, &store, std::slice::from_ref(file))
+            .await
+            .map_err(|e| LakeError::NotParquet {
+                table: table.clone(),
+                file: file_name.clone(),
+                reason: one_line(&e),
+            })?;
+        merged.add(file_name, &schema)?;
+    }
+    let schema = merged.finish();
+
+    let options = ListingOptions::new(format)
+        .with_file_extension(PARQUET_EXTENSION)
+        .with_table_partition_cols(partitions.clone());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema.clone());
+    let listing: Arc<dyn TableProvider> =
+        Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?);
+
+    match (&source.time_column, &source.date_partition) {
+        (Some(time_column), date_partition) => {
+            check_time_column(&table, &schema, time_column)?;
+            match date_partition {
+                Some(date_column) => {
+                    check_date_partition(&table, &partitions, date_column)?;
+                    Ok(Arc::new(TimePartitionedTable::new(
+                        listing,
+                        time_column,
+                        date_column,
+                    )))
+                }
+                None => Ok(listing),
+            }
+        }
+        (None, _) => Ok(listing),
+    }
+}
+
+/// A DataFusion error as one line, without the backtrace.
+fn one_line(error: &DataFusionError) -> String {
+    error
+        .strip_backtrace()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The hive partition columns of a table, from the `key=value` folders of its files, typed DATE
+/// when every value is a date, BIGINT when every value is an integer, and VARCHAR otherwise.
+fn infer_partitions(
+    table: &str,
+    files: &[String],
+    relative_paths: &[Vec<String>],
+) -> Result<Vec<(String, DataType)>, LakeError> {
+    let partition_values = |segments: &Vec<String>| -> Vec<(String, String)> {
+        let folders = &segments[..segments.len().saturating_sub(1)];
+        folders
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    };
+    let Some(first) = relative_paths.first() else {
+        return Ok(vec![]);
+    };
+    let keys: Vec<String> = partition_values(first).into_iter().map(|(k, _)| k).collect();
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+    for (file, segments) in files.iter().zip(relative_paths) {
+        let pairs = partition_values(segments);
+        let file_keys: Vec<&String> = pairs.iter().map(|(k, _)| k).collect();
+        if file_keys != keys.iter().collect::<Vec<_>>() {
+            return Err(LakeError::PartitionLayout {
+                table: table.to_string(),
+                first_file: files[0].clone(),
+                first_keys: keys.join(", "),
+                other_file: file.clone(),
+                other_keys: file_keys
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        for (slot, (_, value)) in values.iter_mut().zip(pairs) {
+            slot.push(value);
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .zip(values)
+        .map(|(key, values)| (key, partition_type(&values)))
+        .collect())
+}
+
+fn partition_type(values: &[String]) -> DataType {
+    let is_date = |v: &String| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok();
+    if values.iter().all(is_date) {
+        DataType::Date32
+    } else if values.iter().all(|v| v.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else {
+        DataType::Utf8
+    }
+}
+
+/// Merges the schemas of a table's files: a column some files lack becomes nullable (the scan
+/// reads it as NULL there); a column whose type differs between files is an error naming both.
+struct SchemaMerger<'a> {
+    table: &'a str,
+    /// Each column with the first file that had it, in order of first appearance.
+    fields: Vec<(Field, String)>,
+    files_seen: usize,
+}
+
+impl<'a> SchemaMerger<'a> {
+    fn new(table: &'a str) -> Self {
+        Self {
+            table,
+            fields: Vec::new(),
+            files_seen: 0,
+        }
+    }
+
+    fn add(&mut self, file: &str, schema: &SchemaRef) -> Result<(), LakeError> {
+        for (field, _) in &mut self.fields {
+            if schema.field_with_name(field.name()).is_err() {
+                *field = field.clone().with_nullable(true);
+            }
+        }
+        for field in schema.fields() {
+            match self.fields.iter_mut().find(|(f, _)| f.name() == field.name()) {
+                Some((existing, first_file)) => {
+                    if existing.data_type() != field.data_type() {
+                        return Err(LakeError::ColumnTypeConflict {
+                            table: self.table.to_string(),
+                            column: field.name().clone(),
+                            first_file: first_file.clone(),
+                            first_type: existing.data_type().clone(),
+                            other_file: file.to_string(),
+                            other_type: field.data_type().clone(),
+                        });
+                    }
+                    if field.is_nullable() {
+                        *existing = existing.clone().with_nullable(true);
+                    }
+                }
+                None => {
+                    // A column that earlier files lack is NULL in them.
+                    let nullable = field.is_nullable() || self.files_seen > 0;
+                    let field = Field::new(field.name(), field.data_type().clone(), nullable);
+                    self.fields.push((field, file.to_string()));
+                }
+            }
+        }
+        self.files_seen += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.fields.into_iter().map(|(f, _)| f).collect::<Vec<_>>(),
+        ))
+    }
+}
+
+fn check_time_column(table: &str, schema: &Schema, column: &str) -> Result<(), LakeError> {
+    let problem = match schema.field_with_name(column) {
+        Err(_) => format!(
+            "time_column '{column}' is not a column of the table: its columns are {}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) => {
+            return Ok(());
+        }
+        Ok(field) => format!(
+            "time_column '{column}' is {}, not a TIMESTAMP or DATE",
+            field.data_type()
+        ),
+    };
+    Err(LakeError::TimeColumn {
+        table: table.to_string(),
+        problem,
+    })
+}
+
+fn check_date_partition(
+    table: &str,
+    partitions: &[(String, DataType)],
+    column: &str,
+) -> Result<(), LakeError> {
+    let problem = match partitions.iter().find(|(name, _)| name == column) {
+        Some((_, DataType::Date32)) => return Ok(()),
+        Some((_, data_type)) => format!(
+            "date_partition '{column}' holds {data_type} values, not dates such as {column}=2024-01-01"
+        ),
+        None => format!(
+            "date_partition '{column}' is not a partition folder of the table: its files need to sit under {column}=YYYY-MM-DD/ folders"
+        ),
+    };
+    Err(LakeError::TimeColumn {
+        table: table.to_string(),
+        problem,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|(n, t, null)| Field::new(*n, t.clone(), *null))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn a_new_column_in_a_later_file_is_merged_as_nullable() {
+        let mut merger = SchemaMerger::new("events");
+        merger
+            .add("a.parquet", &schema(&[("ts", DataType::Int64, false)]))
+            .unwrap();
+        merger
+            .add(
+                "b.parquet",
+                &schema(&[("ts", DataType::Int64, false), ("device", DataType::Utf8, false)]),
+            )
+            .unwrap();
+        let merged = merger.finish();
+        assert!(!merged.field_with_name("ts").unwrap().is_nullable());
+        assert!(merged.field_with_name("device").unwrap().is_nullable());
+    }
+
+    #[test]
+    fn a_column_missing_from_a_later_file_becomes_nullable() {
+        let mut merger = SchemaMerger::new("events");
+        let both = schema(&[("ts", DataType::Int64, false), ("device", DataType::Utf8, false)]);
+        merger.add("a.parquet", &both).unwrap();
+        merger
+            .add("b.parquet", &schema(&[("ts", DataType::Int64, false)]))
+            .unwrap();
+        assert!(merger.finish().field_with_name("device").unwrap().is_nullable());
+    }
+
+    #[test]
+    fn a_type_conflict_names_both_files_and_the_column() {
+        let mut merger = SchemaMerger::new("events");
+        merger
+            .add("a.parquet", &schema(&[("user_id", DataType::Int64, true)]))
+            .unwrap();
+        let error = merger
+            .add("b.parquet", &schema(&[("user_id", DataType::Utf8, true)]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "table 'events': column 'user_id' is Int64 in 'a.parquet' but Utf8 in 'b.parquet': \
+             rewrite one file with the other's type, or move it to a table of its own"
+        );
+    }
+
+    #[test]
+    fn partition_types_follow_their_values() {
+        let paths = |values: &[&str]| -> Vec<Vec<String>> {
+            values
+                .iter()
+                .map(|v| vec![v.to_string(), "part.parquet".to_string()])
+                .collect()
+        };
+        let files = vec!["x".to_string(); 2];
+        let infer = |values: &[&str]| infer_partitions("t", &files, &paths(values)).unwrap();
+        assert_eq!(
+            infer(&["date=2024-01-01", "date=2024-01-02"]),
+            vec![("date".to_string(), DataType::Date32)]
+        );
+        assert_eq!(
+            infer(&["hour=1", "hour=23"]),
+            vec![("hour".to_string(), DataType::Int64)]
+        );
+        assert_eq!(
+            infer(&["country=TR", "country=US"]),
+            vec![("country".to_string(), DataType::Utf8)]
+        );
+    }
+
+    #[test]
+    fn table_argument_needs_name_and_path() {
+        assert_eq!(
+            TableSource::from_argument("events=./logs").unwrap().location,
+            PathBuf::from("./logs")
+        );
+        for bad in ["events", "=./logs", "events="] {
+            assert!(matches!(
+                TableSource::from_argument(bad),
+                Err(LakeError::BadTableArgument(_))
+            ));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `usagelake.toml`: what a lake says about its own tables.
+//!
+//! Folder names are enough to find tables, but not to know that a hive partition column is the UTC
+//! date of a table's time column (which lets a time range prune partitions), or where a table lives
+//! when it is not a folder of the lake. The file is optional; unknown keys are errors, so a typo
+//! never silently changes what a query reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The name of the configuration file at the root of a lake.
+pub const LAKE_CONFIG_FILE: &str = "usagelake.toml";
+
+/// Errors reading `usagelake.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeConfigError {
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: table '{table}' sets date_partition but no time_column: add time_column = \"ts\" (the column whose UTC date the partition holds)")]
+    DatePartitionWithoutTime { path: PathBuf, table: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// Tables by name.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
+}
+
+/// One `[tables.NAME]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// A folder or `.parquet` file, relative to the lake or absolute.
+    pub location: String,
+    /// The table's event-time column.
+    pub time_column: Option<String>,
+    /// A hive partition column (DATE) holding the UTC date of `time_column`.
+    pub date_partition: Option<String>,
+}
+
+impl LakeConfig {
+    /// Reads `usagelake.toml` from `lake`, or returns `None` when the lake has none.
+    pub fn load(lake: &Path) -> Result<Option<Self>, LakeConfigError> {
+        let path = lake.join(LAKE_CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LakeConfigError::Read { path, source }),
+        };
+        Self::parse(&path, &text).map(Some)
+    }
+
+    /// Parses the text of a configuration file; `path` only names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, LakeConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |span| span.start);
+            let before = &text[..offset.min(text.len())];
+            LakeConfigError::Parse {
+                path: path.to_path_buf(),
+                line: before.matches('\n').count() + 1,
+                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        for (name, table) in &config.tables {
+            if table.date_partition.is_some() && table.time_column.is_none() {
+                return Err(LakeConfigError::DatePartitionWithoutTime {
+                    path: path.to_path_buf(),
+                    table: name.clone(),
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tables_with_time_partitions() {
+        let config = LakeConfig::parse(
+            Path::new("usagelake.toml"),
+            "[tables.events]\nlocation = \"events\"\ntime_column = \"ts\"\ndate_partition = \"date\"\n",
+        )
+        .unwrap();
+        let events = &config.tables["events"];
+        assert_eq!(events.location, "events");
+        assert_eq!(events.time_column.as_deref(), Some("ts"));
+        assert_eq!(events.date_partition.as_deref(), Some("date"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let error = LakeConfig::parse(
+            Path::new("lake/usagelake.toml"),
+            "[tables.events]\nlocation = \"events\"\ntime_colum = \"ts\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("lake/usagelake.toml:3:"), "{error}");
+        assert!(error.contains("time_colum"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn date_partition_needs_a_time_column() {
+        let error = LakeConfig::parse(
+            Path::new("usagelake.toml"),
+            "[tables.events]\nlocation = \"events\"\ndate_partition = \"date\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("add time_column"), "{error}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Session set-up: one place that turns the command-line options into a DataFusion
+//! [`SessionContext`] with our functions, settings and resource limits.
+//!
+//! Every front end (REPL, one-shot queries, later Flight SQL and batch jobs) builds its context here,
+//! so a function or setting registered once is available everywhere.
+
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use usagelake_udfs::UsagelakeOptions;
+
+/// Errors setting up a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "memory limit '{0}' is not a size: use a number with a unit, such as 512m, 4g or 1.5GB"
+    )]
+    BadMemoryLimit(String),
+    #[error("--threads must be at least 1")]
+    ZeroThreads,
+    #[error("{0}")]
+    Setting(String),
+    #[error("could not set up the session: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+/// What a session is built from.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Bytes of memory queries may use before operators spill to disk; `None` is unbounded.
+    pub memory_limit: Option<usize>,
+    /// Parallelism of query execution; `None` uses every core.
+    pub threads: Option<usize>,
+    /// The session's default time zone (`usagelake.tz`).
+    pub tz: Option<String>,
+}
+
+/// Parses a size such as `4g`, `512MB`, `1.5GiB` or `1000000` (bytes).
+pub fn parse_byte_size(text: &str) -> Result<usize, SessionError> {
+    let bad = || SessionError::BadMemoryLimit(text.to_string());
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = number * multiplier;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(bad());
+    }
+    Ok(bytes as usize)
+}
+
+/// Builds a session with information_schema, our settings and functions, and the given limits.
+pub fn create_context(options: &SessionOptions) -> Result<SessionContext, SessionError> {
+    let mut settings = UsagelakeOptions::default();
+    if let Some(tz) = &options.tz {
+        use datafusion::common::config::ExtensionOptions;
+        settings
+            .set("tz", tz)
+            .map_err(|e| SessionError::Setting(e.strip_backtrace()))?;
+    }
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_option_extension(settings);
+    if let Some(threads) = options.threads {
+        if threads == 0 {
+            return Err(SessionError::ZeroThreads);
+        }
+        config = config.with_target_partitions(threads);
+    }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = options.memory_limit {
+        // A fair spill pool gives each spilling operator its share, so a big sort spills to disk
+        // instead of failing the query.
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    usagelake_udfs::register_all(&ctx)?;
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_accept_units_in_any_case() {
+        assert_eq!(parse_byte_size("4g").unwrap(), 4 << 30);
+        assert_eq!(parse_byte_size("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_byte_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_byte_size("1000").unwrap(), 1000);
+    }
+
+    #[test]
+    fn byte_sizes_reject_unknown_units_and_zero() {
+        for text in ["4x", "g", "", "0", "-1g", "1.2.3g"] {
+            let error = parse_byte_size(text).unwrap_err().to_string();
+            assert!(error.contains(&format!("'{text}'")), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tz_option_becomes_the_session_setting() {
+        let ctx = create_context(&SessionOptions {
+            tz: Some("Europe/Istanbul".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let batches = ctx
+            .sql("SHOW usagelake.tz")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("Europe/Istanbul"), "{text}");
+    }
+
+    #[test]
+    fn unknown_tz_is_refused_with_its_name() {
+        let error = create_context(&SessionOptions {
+            tz: Some("Nowhere/Land".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("'Nowhere/Land'"), "{error}");
+    }
+}
