@@ -72,8 +72,14 @@ pub struct TableSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("{option} is {value} but must be {requirement}; pass a value in that range")]
-    InvalidOption { option: &'static str, value: String, requirement: String },
-    #[error("--start {start} with --days {days} runs past the last supported date; pick an earlier start or fewer days")]
+    InvalidOption {
+        option: &'static str,
+        value: String,
+        requirement: String,
+    },
+    #[error(
+        "--start {start} with --days {days} runs past the last supported date; pick an earlier start or fewer days"
+    )]
     RangeTooLate { start: chrono::NaiveDate, days: u32 },
     #[error("output path {} is a file, not a directory; pass --out a directory (it is created if missing)", path.display())]
     OutputIsFile { path: PathBuf },
@@ -100,19 +106,24 @@ pub enum GenerateError {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> GenerateError {
     let path = path.to_path_buf();
-    move |source| GenerateError::Io { action, path, source }
+    move |source| GenerateError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// Generates the sample lake described by `options` into `options.out`.
 pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     let started = Instant::now();
-    let users = u32::try_from(options.users).ok().filter(|&users| users > 0).ok_or_else(|| {
-        GenerateError::InvalidOption {
+    let users = u32::try_from(options.users)
+        .ok()
+        .filter(|&users| users > 0)
+        .ok_or_else(|| GenerateError::InvalidOption {
             option: "--users",
             value: options.users.to_string(),
             requirement: format!("between 1 and {}", u32::MAX),
-        }
-    })?;
+        })?;
     if options.days == 0 || options.days > MAX_DAYS {
         return Err(GenerateError::InvalidOption {
             option: "--days",
@@ -120,8 +131,11 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
             requirement: format!("between 1 and {MAX_DAYS}"),
         });
     }
-    let calendar = Calendar::new(options.start, options.days)
-        .ok_or(GenerateError::RangeTooLate { start: options.start, days: options.days })?;
+    let calendar =
+        Calendar::new(options.start, options.days).ok_or(GenerateError::RangeTooLate {
+            start: options.start,
+            days: options.days,
+        })?;
 
     let out = &options.out;
     prepare_output(out)?;
@@ -129,18 +143,29 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     // Account facts and feature launches come first: the events follow them.
     let releases = features::feature_releases(&calendar, options.seed);
     let facts = accounts::draw_accounts(&calendar, users, options.seed);
-    let (event_rows, event_files) =
-        events::write_events(&out.join(EVENTS_DIR), &calendar, &facts, &releases, options.seed)?;
+    let (event_rows, event_files) = events::write_events(
+        &out.join(EVENTS_DIR),
+        &calendar,
+        &facts,
+        &releases,
+        options.seed,
+    )?;
     let table_path = |name: &str| out.join(format!("{name}.parquet"));
     let account_rows = accounts::write_accounts(&table_path("accounts"), &facts)?;
-    let subscription_rows = billing::write_subscriptions(&table_path("subscriptions"), &calendar, &facts)?;
-    let invoice_rows = billing::write_invoices(&table_path("invoices"), &calendar, &facts, options.seed)?;
+    let subscription_rows =
+        billing::write_subscriptions(&table_path("subscriptions"), &calendar, &facts)?;
+    let invoice_rows =
+        billing::write_invoices(&table_path("invoices"), &calendar, &facts, options.seed)?;
     let feature_rows = features::write_features(&table_path("features"), &releases)?;
 
     let config_path = out.join(LAKE_CONFIG_FILE);
     fs::write(&config_path, LAKE_CONFIG).map_err(io_error("write", &config_path))?;
 
-    let table = |name: &str, rows: u64, files: usize| TableSummary { name: name.to_string(), rows, files };
+    let table = |name: &str, rows: u64, files: usize| TableSummary {
+        name: name.to_string(),
+        rows,
+        files,
+    };
     Ok(GenSummary {
         tables: vec![
             table(EVENTS_DIR, event_rows, event_files),
@@ -157,12 +182,16 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
 /// so that no partition of an older, longer range survives next to the new one.
 fn prepare_output(out: &Path) -> Result<(), GenerateError> {
     if out.exists() && !out.is_dir() {
-        return Err(GenerateError::OutputIsFile { path: out.to_path_buf() });
+        return Err(GenerateError::OutputIsFile {
+            path: out.to_path_buf(),
+        });
     }
     fs::create_dir_all(out).map_err(io_error("create directory", out))?;
     let events = out.join(EVENTS_DIR);
     match fs::symlink_metadata(&events) {
-        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(&events).map_err(io_error("remove", &events))?,
+        Ok(metadata) if metadata.is_dir() => {
+            fs::remove_dir_all(&events).map_err(io_error("remove", &events))?
+        }
         Ok(_) => fs::remove_file(&events).map_err(io_error("remove", &events))?,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error("inspect", &events)(error)),

@@ -191,11 +191,9 @@ impl<'a> ResultWriter<'a> {
                 expanded: options.expanded,
             },
             Format::Csv => Sink::Delimited(csv::Writer::from_writer(out)),
-            Format::Tsv => Sink::Delimited(
-                csv::WriterBuilder::new()
-                    .delimiter(b'\t')
-                    .from_writer(out),
-            ),
+            Format::Tsv => {
+                Sink::Delimited(csv::WriterBuilder::new().delimiter(b'\t').from_writer(out))
+            }
             Format::Json => Sink::Json(json().build(out)),
             Format::Ndjson => Sink::Ndjson(json().build(out)),
             Format::Markdown => Sink::Markdown(out),
@@ -231,11 +229,18 @@ impl<'a> ResultWriter<'a> {
                     writer.write_record(cells.iter().map(|cell| cell.unwrap_or("")))?;
                     Ok(())
                 })?;
-                // Hand each batch on at once, so a slow query's rows show up as they come.
+                // Also flushes `out`: each batch is handed on at once, so a slow query's rows
+                // show up as they come even through a buffered writer.
                 writer.flush()?;
             }
-            Sink::Json(writer) => writer.write(&batch)?,
-            Sink::Ndjson(writer) => writer.write(&batch)?,
+            Sink::Json(writer) => {
+                writer.write(&batch)?;
+                writer.get_mut().flush()?;
+            }
+            Sink::Ndjson(writer) => {
+                writer.write(&batch)?;
+                writer.get_mut().flush()?;
+            }
             Sink::Markdown(out) => {
                 let mut text = String::new();
                 for_each_row(&batch, &human_format_options(), |cells| {
@@ -249,6 +254,7 @@ impl<'a> ResultWriter<'a> {
                     Ok(())
                 })?;
                 out.write_all(text.as_bytes())?;
+                out.flush()?;
             }
             Sink::Table { rows, .. } => {
                 for_each_row(&batch, &human_format_options(), |cells| {
@@ -271,20 +277,26 @@ impl<'a> ResultWriter<'a> {
             total_rows: self.total_rows,
             shown_rows: self.shown_rows,
         };
-        match self.sink {
-            Sink::Delimited(mut writer) => writer.flush()?,
+        let out = match self.sink {
+            Sink::Delimited(writer) => writer.into_inner().map_err(|error| error.into_error())?,
             Sink::Json(mut writer) => {
                 writer.finish()?;
+                let out = writer.into_inner();
                 // The array is one line; end it so a shell prompt does not follow on the same line.
-                writer.get_mut().write_all(b"\n")?;
+                out.write_all(b"\n")?;
+                out
             }
-            Sink::Ndjson(mut writer) => writer.finish()?,
+            Sink::Ndjson(mut writer) => {
+                writer.finish()?;
+                writer.into_inner()
+            }
             Sink::Markdown(out) => {
                 if summary.shown_rows < summary.total_rows {
                     // The blank line ends the table: a plain line right after it would be
                     // read as one more row.
                     writeln!(out, "\n_{}_", footer(summary))?;
                 }
+                out
             }
             Sink::Table {
                 out,
@@ -297,8 +309,10 @@ impl<'a> ResultWriter<'a> {
                     writeln!(out, "{}", render_table(&self.schema, rows))?;
                 }
                 writeln!(out, "{}", footer(summary))?;
+                out
             }
-        }
+        };
+        out.flush()?;
         Ok(summary)
     }
 
@@ -323,7 +337,11 @@ impl<'a> ResultWriter<'a> {
                 }
                 text.push_str("\n|");
                 for field in fields {
-                    let rule = if is_numeric(field.data_type()) { "---:" } else { "---" };
+                    let rule = if is_numeric(field.data_type()) {
+                        "---:"
+                    } else {
+                        "---"
+                    };
                     text.push_str(rule);
                     text.push('|');
                 }
@@ -358,7 +376,10 @@ fn for_each_row(
         .iter()
         .map(|column| ArrayFormatter::try_new(column.as_ref(), options))
         .collect::<Result<Vec<_>, _>>()?;
-    let nulls: Vec<_> = columns.iter().map(|column| column.logical_nulls()).collect();
+    let nulls: Vec<_> = columns
+        .iter()
+        .map(|column| column.logical_nulls())
+        .collect();
     let mut texts = vec![String::new(); columns.len()];
     for row in 0..batch.num_rows() {
         for ((text, formatter), nulls) in texts.iter_mut().zip(&formatters).zip(&nulls) {
@@ -444,12 +465,19 @@ fn text_width(text: &str) -> usize {
 }
 
 fn pad(text: &str, width: usize) -> String {
-    format!("{text}{}", " ".repeat(width.saturating_sub(text_width(text))))
+    format!(
+        "{text}{}",
+        " ".repeat(width.saturating_sub(text_width(text)))
+    )
 }
 
 /// `3 rows`, `1 row`, or `1,000 rows (40 shown)` when `max_rows` cut the result.
 fn footer(summary: ResultSummary) -> String {
-    let noun = if summary.total_rows == 1 { "row" } else { "rows" };
+    let noun = if summary.total_rows == 1 {
+        "row"
+    } else {
+        "rows"
+    };
     let total = thousands(summary.total_rows);
     if summary.shown_rows < summary.total_rows {
         format!("{total} {noun} ({} shown)", thousands(summary.shown_rows))
@@ -462,7 +490,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
@@ -678,8 +706,8 @@ fn push_json_string(text: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
-        ListBuilder, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
+        ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, ListBuilder,
+        StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
     };
     use datafusion::arrow::buffer::NullBuffer;
     use datafusion::arrow::datatypes::{Field, Fields, Schema};
@@ -693,7 +721,11 @@ mod tests {
     }
 
     /// Prints `batches` as one result and returns the text and the summary.
-    fn render(options: &OutputOptions, schema: SchemaRef, batches: &[RecordBatch]) -> (String, ResultSummary) {
+    fn render(
+        options: &OutputOptions,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> (String, ResultSummary) {
         let mut out = Vec::new();
         let mut writer = ResultWriter::new(&mut out, schema, options);
         for batch in batches {
@@ -741,8 +773,14 @@ mod tests {
                         .unwrap(),
                 ),
             ),
-            ("name", Arc::new(StringArray::from(vec![Some("alpha"), None, Some("héllo")]))),
-            ("day", Arc::new(Date32Array::from(vec![Some(19723), Some(19724), None]))),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("alpha"), None, Some("héllo")])),
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from(vec![Some(19723), Some(19724), None])),
+            ),
             (
                 "at",
                 Arc::new(
@@ -763,12 +801,11 @@ mod tests {
     /// Two rows of every other type a query can produce; the second row is mostly NULL.
     fn exotic_batch() -> RecordBatch {
         use datafusion::arrow::array::{
-            BinaryViewArray, BooleanArray, Decimal256Array, DictionaryArray,
-            DurationMillisecondArray, FixedSizeBinaryArray, FixedSizeListArray,
+            BinaryArray, BinaryViewArray, BooleanArray, Decimal256Array, DictionaryArray,
+            DurationMillisecondArray, FixedSizeBinaryArray, FixedSizeListArray, Int32Builder,
             IntervalDayTimeArray, IntervalMonthDayNanoArray, IntervalYearMonthArray,
-            LargeBinaryArray, LargeListArray, LargeStringArray, MapBuilder, NullArray,
-            RunArray, StringViewArray, Time64MicrosecondArray, TimestampMillisecondArray,
-            UnionArray, BinaryArray, Int32Builder,
+            LargeBinaryArray, LargeListArray, LargeStringArray, MapBuilder, NullArray, RunArray,
+            StringViewArray, Time64MicrosecondArray, TimestampMillisecondArray, UnionArray,
         };
         use datafusion::arrow::datatypes::{
             Int32Type, IntervalDayTime, IntervalMonthDayNano, UnionFields, i256,
@@ -809,38 +846,559 @@ mod tests {
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("flag", Arc::new(BooleanArray::from(vec![Some(true), None]))),
             ("nothing", Arc::new(NullArray::new(2))),
-            ("big", Arc::new(LargeStringArray::from(vec![Some("large"), None]))),
-            ("view", Arc::new(StringViewArray::from(vec![Some("a view string longer than twelve"), None]))),
-            ("bytes", Arc::new(BinaryArray::from(vec![Some(b"\x01\xff".as_slice()), None]))),
-            ("large_bytes", Arc::new(LargeBinaryArray::from(vec![Some(b"ab".as_slice()), None]))),
-            ("fixed_bytes", Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(vec![Some(b"xyz".as_slice()), None].into_iter(), 3).unwrap())),
-            ("bytes_view", Arc::new(BinaryViewArray::from(vec![Some(b"hi".as_slice()), None]))),
-            ("wide", Arc::new(Decimal256Array::from(vec![Some(i256::from_i128(-12345)), None]).with_precision_and_scale(40, 3).unwrap())),
-            ("local", Arc::new(TimestampMillisecondArray::from(vec![Some(1_704_067_200_123), None]))),
-            ("zoned", Arc::new(TimestampMillisecondArray::from(vec![Some(1_704_067_200_123), None]).with_timezone("Europe/Paris"))),
-            ("clock", Arc::new(Time64MicrosecondArray::from(vec![Some(3_723_000_001), None]))),
-            ("ym", Arc::new(IntervalYearMonthArray::from(vec![Some(14), None]))),
-            ("dt", Arc::new(IntervalDayTimeArray::from(vec![Some(IntervalDayTime::new(3, 4_000)), None]))),
-            ("mdn", Arc::new(IntervalMonthDayNanoArray::from(vec![Some(IntervalMonthDayNano::new(1, 2, 3_000_000_000)), None]))),
-            ("took", Arc::new(DurationMillisecondArray::from(vec![Some(93_784_005), None]))),
-            ("large_list", Arc::new(LargeListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), None]), None]))),
-            ("fixed_list", Arc::new(FixedSizeListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), Some(2)]), None], 2))),
+            (
+                "big",
+                Arc::new(LargeStringArray::from(vec![Some("large"), None])),
+            ),
+            (
+                "view",
+                Arc::new(StringViewArray::from(vec![
+                    Some("a view string longer than twelve"),
+                    None,
+                ])),
+            ),
+            (
+                "bytes",
+                Arc::new(BinaryArray::from(vec![Some(b"\x01\xff".as_slice()), None])),
+            ),
+            (
+                "large_bytes",
+                Arc::new(LargeBinaryArray::from(vec![Some(b"ab".as_slice()), None])),
+            ),
+            (
+                "fixed_bytes",
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        vec![Some(b"xyz".as_slice()), None].into_iter(),
+                        3,
+                    )
+                    .unwrap(),
+                ),
+            ),
+            (
+                "bytes_view",
+                Arc::new(BinaryViewArray::from(vec![Some(b"hi".as_slice()), None])),
+            ),
+            (
+                "wide",
+                Arc::new(
+                    Decimal256Array::from(vec![Some(i256::from_i128(-12345)), None])
+                        .with_precision_and_scale(40, 3)
+                        .unwrap(),
+                ),
+            ),
+            (
+                "local",
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_704_067_200_123),
+                    None,
+                ])),
+            ),
+            (
+                "zoned",
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![Some(1_704_067_200_123), None])
+                        .with_timezone("Europe/Paris"),
+                ),
+            ),
+            (
+                "clock",
+                Arc::new(Time64MicrosecondArray::from(vec![
+                    Some(3_723_000_001),
+                    None,
+                ])),
+            ),
+            (
+                "ym",
+                Arc::new(IntervalYearMonthArray::from(vec![Some(14), None])),
+            ),
+            (
+                "dt",
+                Arc::new(IntervalDayTimeArray::from(vec![
+                    Some(IntervalDayTime::new(3, 4_000)),
+                    None,
+                ])),
+            ),
+            (
+                "mdn",
+                Arc::new(IntervalMonthDayNanoArray::from(vec![
+                    Some(IntervalMonthDayNano::new(1, 2, 3_000_000_000)),
+                    None,
+                ])),
+            ),
+            (
+                "took",
+                Arc::new(DurationMillisecondArray::from(vec![Some(93_784_005), None])),
+            ),
+            (
+                "large_list",
+                Arc::new(LargeListArray::from_iter_primitive::<Int32Type, _, _>(
+                    vec![Some(vec![Some(1), None]), None],
+                )),
+            ),
+            (
+                "fixed_list",
+                Arc::new(FixedSizeListArray::from_iter_primitive::<Int32Type, _, _>(
+                    vec![Some(vec![Some(1), Some(2)]), None],
+                    2,
+                )),
+            ),
             ("text_map", Arc::new(text_map.finish())),
             ("int_map", Arc::new(int_map.finish())),
             ("dict", Arc::new(dictionary)),
-            ("runs", Arc::new(RunArray::<Int32Type>::try_new(&Int32Array::from(vec![1, 2]), &StringArray::from(vec![Some("run"), None])).unwrap())),
+            (
+                "runs",
+                Arc::new(
+                    RunArray::<Int32Type>::try_new(
+                        &Int32Array::from(vec![1, 2]),
+                        &StringArray::from(vec![Some("run"), None]),
+                    )
+                    .unwrap(),
+                ),
+            ),
             ("either", Arc::new(union)),
         ];
         RecordBatch::try_from_iter(columns).unwrap()
     }
 
+    /// Joins expected output lines, each ending in a newline as printed.
+    fn lines(lines: &[&str]) -> String {
+        lines.iter().map(|line| format!("{line}\n")).collect()
+    }
+
     #[test]
-    fn show3() {
-        let b = mixed_batch().slice(0, 0);
-        println!("=== x\n{}", print(&OutputOptions { expanded: false, ..options(Format::Table) }, &b));
-        let b = RecordBatch::new_empty(Arc::new(Schema::empty()));
-        for f in Format::value_variants() {
-            println!("=== {f}\n{}", print(&options(*f), &b));
+    fn format_names_parse_case_insensitively_with_md_alias() {
+        for format in Format::value_variants() {
+            assert_eq!(format.to_string().parse::<Format>(), Ok(*format));
         }
+        assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
+        assert_eq!(" NDJSON ".parse::<Format>(), Ok(Format::Ndjson));
+        assert_eq!(
+            "xml".parse::<Format>(),
+            Err("unknown format 'xml'; expected one of: table, csv, tsv, json, ndjson, markdown (or md)".to_owned())
+        );
+    }
+
+    #[test]
+    fn table_has_typed_header_right_aligned_numbers_null_and_row_count() {
+        assert_eq!(
+            print(&options(Format::Table), &mixed_batch()),
+            lines(&[
+                "┌───────┬─────────┬───────────────┬─────────┬────────────┬──────────────────────────┬───────────────┬──────────────────────────────┐",
+                "│   id  ┆  score  ┆     price     ┆   name  ┆     day    ┆            at            ┆      tags     ┆             info             │",
+                "│ int64 ┆ float64 ┆ decimal(12,2) ┆ varchar ┆    date    ┆    timestamp[us, UTC]    ┆ list<varchar> ┆ struct<k: int32, v: varchar> │",
+                "╞═══════╪═════════╪═══════════════╪═════════╪════════════╪══════════════════════════╪═══════════════╪══════════════════════════════╡",
+                "│     1 ┆     1.5 ┆       1234.56 ┆ alpha   ┆ 2024-01-01 ┆ 2024-01-01T00:00:00Z     ┆ [a, b]        ┆ {k: 1, v: p}                 │",
+                "│    22 ┆   -0.25 ┆         -0.05 ┆ NULL    ┆ 2024-01-02 ┆ NULL                     ┆ NULL          ┆ {k: 2, v: NULL}              │",
+                "│  -333 ┆     3.0 ┆ 1000000000.00 ┆ héllo   ┆ NULL       ┆ 2024-01-02T00:00:01.500Z ┆ [x, NULL]     ┆ NULL                         │",
+                "└───────┴─────────┴───────────────┴─────────┴────────────┴──────────────────────────┴───────────────┴──────────────────────────────┘",
+                "3 rows",
+            ])
+        );
+    }
+
+    #[test]
+    fn csv_has_header_line_and_empty_fields_for_null() {
+        assert_eq!(
+            print(&options(Format::Csv), &mixed_batch()),
+            lines(&[
+                "id,score,price,name,day,at,tags,info",
+                r#"1,1.5,1234.56,alpha,2024-01-01,2024-01-01T00:00:00Z,"[a, b]","{k: 1, v: p}""#,
+                r#"22,-0.25,-0.05,,2024-01-02,,,"{k: 2, v: NULL}""#,
+                r#"-333,3.0,1000000000.00,héllo,,2024-01-02T00:00:01.500Z,"[x, NULL]","#,
+            ])
+        );
+    }
+
+    #[test]
+    fn tsv_separates_fields_with_tabs() {
+        assert_eq!(
+            print(&options(Format::Tsv), &mixed_batch()),
+            lines(&[
+                "id\tscore\tprice\tname\tday\tat\ttags\tinfo",
+                "1\t1.5\t1234.56\talpha\t2024-01-01\t2024-01-01T00:00:00Z\t[a, b]\t{k: 1, v: p}",
+                "22\t-0.25\t-0.05\t\t2024-01-02\t\t\t{k: 2, v: NULL}",
+                "-333\t3.0\t1000000000.00\théllo\t\t2024-01-02T00:00:01.500Z\t[x, NULL]\t",
+            ])
+        );
+    }
+
+    #[test]
+    fn json_is_one_array_of_objects_with_numbers_nesting_and_explicit_nulls() {
+        assert_eq!(
+            print(&options(Format::Json), &mixed_batch()),
+            [
+                r#"[{"id":1,"score":1.5,"price":1234.56,"name":"alpha","day":"2024-01-01","at":"2024-01-01T00:00:00Z","tags":["a","b"],"info":{"k":1,"v":"p"}},"#,
+                r#"{"id":22,"score":-0.25,"price":-0.05,"name":null,"day":"2024-01-02","at":null,"tags":null,"info":{"k":2,"v":null}},"#,
+                r#"{"id":-333,"score":3.0,"price":1000000000.00,"name":"héllo","day":null,"at":"2024-01-02T00:00:01.500Z","tags":["x",null],"info":null}]"#,
+                "\n",
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn ndjson_is_one_object_per_line() {
+        assert_eq!(
+            print(&options(Format::Ndjson), &mixed_batch()),
+            lines(&[
+                r#"{"id":1,"score":1.5,"price":1234.56,"name":"alpha","day":"2024-01-01","at":"2024-01-01T00:00:00Z","tags":["a","b"],"info":{"k":1,"v":"p"}}"#,
+                r#"{"id":22,"score":-0.25,"price":-0.05,"name":null,"day":"2024-01-02","at":null,"tags":null,"info":{"k":2,"v":null}}"#,
+                r#"{"id":-333,"score":3.0,"price":1000000000.00,"name":"héllo","day":null,"at":"2024-01-02T00:00:01.500Z","tags":["x",null],"info":null}"#,
+            ])
+        );
+    }
+
+    #[test]
+    fn markdown_right_aligns_numbers_and_has_no_footer_when_complete() {
+        assert_eq!(
+            print(&options(Format::Markdown), &mixed_batch()),
+            lines(&[
+                "| id | score | price | name | day | at | tags | info |",
+                "|---:|---:|---:|---|---|---|---|---|",
+                "| 1 | 1.5 | 1234.56 | alpha | 2024-01-01 | 2024-01-01T00:00:00Z | [a, b] | {k: 1, v: p} |",
+                "| 22 | -0.25 | -0.05 | NULL | 2024-01-02 | NULL | NULL | {k: 2, v: NULL} |",
+                "| -333 | 3.0 | 1000000000.00 | héllo | NULL | 2024-01-02T00:00:01.500Z | [x, NULL] | NULL |",
+            ])
+        );
+    }
+
+    fn text_batch(values: &[Option<&str>]) -> RecordBatch {
+        let ids: Vec<i32> = (1..=values.len() as i32).collect();
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int32Array::from(ids)) as ArrayRef),
+            ("note", Arc::new(StringArray::from(values.to_vec()))),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_and_newlines() {
+        let batch = text_batch(&[
+            Some("a,b"),
+            Some(r#"say "hi""#),
+            Some("two\nlines"),
+            Some(""),
+        ]);
+        assert_eq!(
+            print(&options(Format::Csv), &batch),
+            "id,note\n1,\"a,b\"\n2,\"say \"\"hi\"\"\"\n3,\"two\nlines\"\n4,\n"
+        );
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_and_newlines_and_notes_truncation() {
+        let batch = text_batch(&[Some("a|b"), Some("two\nlines\r\nthree"), None]);
+        let options = OutputOptions {
+            max_rows: Some(2),
+            ..options(Format::Markdown)
+        };
+        assert_eq!(
+            print(&options, &batch),
+            lines(&[
+                "| id | note |",
+                "|---:|---|",
+                r"| 1 | a\|b |",
+                "| 2 | two<br>lines<br>three |",
+                "",
+                "_3 rows (2 shown)_",
+            ])
+        );
+    }
+
+    #[test]
+    fn expanded_table_prints_one_record_per_block() {
+        let batch = text_batch(&[Some("short"), Some("first line\nsecond"), None]);
+        let options = OutputOptions {
+            expanded: true,
+            ..options(Format::Table)
+        };
+        assert_eq!(
+            print(&options, &batch),
+            lines(&[
+                "-[ RECORD 1 ]----",
+                "id   | 1",
+                "note | short",
+                "-[ RECORD 2 ]----",
+                "id   | 2",
+                "note | first line",
+                "     | second",
+                "-[ RECORD 3 ]----",
+                "id   | 3",
+                "note | NULL",
+                "3 rows",
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_result_prints_header_and_zero_rows_or_empty_json_array() {
+        let empty = mixed_batch().slice(0, 0);
+        assert_eq!(print(&options(Format::Json), &empty), "[]\n");
+        assert_eq!(print(&options(Format::Ndjson), &empty), "");
+        assert_eq!(
+            print(&options(Format::Csv), &empty),
+            "id,score,price,name,day,at,tags,info\n"
+        );
+        assert_eq!(
+            print(&options(Format::Markdown), &empty),
+            lines(&[
+                "| id | score | price | name | day | at | tags | info |",
+                "|---:|---:|---:|---|---|---|---|---|",
+            ])
+        );
+        assert_eq!(
+            print(&options(Format::Table), &text_batch(&[])),
+            lines(&[
+                "┌───────┬─────────┐",
+                "│   id  ┆   note  │",
+                "│ int32 ┆ varchar │",
+                "╞═══════╪═════════╡",
+                "└───────┴─────────┘",
+                "0 rows",
+            ])
+        );
+        // No batch at all, as when a query's stream ends at once: same output.
+        let (json, summary) = render(&options(Format::Json), empty.schema(), &[]);
+        assert_eq!((json.as_str(), summary.total_rows), ("[]\n", 0));
+    }
+
+    #[test]
+    fn result_without_columns_prints_only_the_footer() {
+        let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+        assert_eq!(print(&options(Format::Table), &empty), "0 rows\n");
+        assert_eq!(print(&options(Format::Csv), &empty), "");
+        assert_eq!(print(&options(Format::Markdown), &empty), "");
+    }
+
+    #[test]
+    fn truncated_table_footer_counts_every_row_with_thousands_separators() {
+        let values: Vec<Option<&str>> = vec![Some("v"); 1000];
+        let batch = text_batch(&values);
+        let batches: Vec<RecordBatch> = (0..1000)
+            .step_by(300)
+            .map(|start| batch.slice(start, 300.min(1000 - start)))
+            .collect();
+        let options = OutputOptions {
+            max_rows: Some(2),
+            ..options(Format::Table)
+        };
+        let (text, summary) = render(&options, batch.schema(), &batches);
+        assert_eq!(
+            text,
+            lines(&[
+                "┌───────┬─────────┐",
+                "│   id  ┆   note  │",
+                "│ int32 ┆ varchar │",
+                "╞═══════╪═════════╡",
+                "│     1 ┆ v       │",
+                "│     2 ┆ v       │",
+                "└───────┴─────────┘",
+                "1,000 rows (2 shown)",
+            ])
+        );
+        assert_eq!(
+            summary,
+            ResultSummary {
+                total_rows: 1000,
+                shown_rows: 2
+            }
+        );
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(
+            footer(ResultSummary {
+                total_rows: 1,
+                shown_rows: 1
+            }),
+            "1 row"
+        );
+    }
+
+    #[test]
+    fn max_rows_cuts_machine_formats_without_a_footer_in_the_data() {
+        let batch = text_batch(&[Some("a"), Some("b"), Some("c")]);
+        let cut = |format| {
+            let options = OutputOptions {
+                max_rows: Some(1),
+                ..options(format)
+            };
+            render(&options, batch.schema(), std::slice::from_ref(&batch))
+        };
+        let summary = ResultSummary {
+            total_rows: 3,
+            shown_rows: 1,
+        };
+        assert_eq!(cut(Format::Csv), ("id,note\n1,a\n".to_owned(), summary));
+        assert_eq!(cut(Format::Tsv), ("id\tnote\n1\ta\n".to_owned(), summary));
+        assert_eq!(
+            cut(Format::Json),
+            ("[{\"id\":1,\"note\":\"a\"}]\n".to_owned(), summary)
+        );
+        assert_eq!(
+            cut(Format::Ndjson),
+            ("{\"id\":1,\"note\":\"a\"}\n".to_owned(), summary)
+        );
+    }
+
+    #[test]
+    fn streaming_in_batches_prints_the_same_as_one_batch() {
+        let whole = mixed_batch();
+        let pieces = [whole.slice(0, 1), whole.slice(1, 0), whole.slice(1, 2)];
+        for format in Format::value_variants() {
+            for (expanded, max_rows) in [(false, None), (true, None), (false, Some(2))] {
+                let options = OutputOptions {
+                    format: *format,
+                    max_rows,
+                    expanded,
+                };
+                assert_eq!(
+                    render(&options, whole.schema(), &pieces),
+                    render(&options, whole.schema(), std::slice::from_ref(&whole)),
+                    "{options:?}"
+                );
+            }
+        }
+    }
+
+    /// A writer the test can read while a `ResultWriter` still holds it.
+    #[derive(Clone, Default)]
+    struct SharedBuffer(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for SharedBuffer {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().write(bytes)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn machine_formats_write_each_batch_before_the_result_ends() {
+        let batch = text_batch(&[Some("a")]);
+        for (format, first_batch) in [
+            (Format::Csv, "id,note\n1,a\n"),
+            (Format::Tsv, "id\tnote\n1\ta\n"),
+            (Format::Json, "[{\"id\":1,\"note\":\"a\"}"),
+            (Format::Ndjson, "{\"id\":1,\"note\":\"a\"}\n"),
+            (Format::Markdown, "| id | note |\n|---:|---|\n| 1 | a |\n"),
+        ] {
+            let buffer = SharedBuffer::default();
+            let mut out = buffer.clone();
+            let mut writer = ResultWriter::new(&mut out, batch.schema(), &options(format));
+            writer.write_batch(&batch).unwrap();
+            assert_eq!(
+                String::from_utf8(buffer.0.borrow().clone()).unwrap(),
+                first_batch
+            );
+            writer.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn column_types_have_short_readable_names() {
+        let names: Vec<String> = exotic_batch()
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| type_name(field.data_type()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "boolean",
+                "null",
+                "varchar",
+                "varchar",
+                "binary",
+                "binary",
+                "binary(3)",
+                "binary",
+                "decimal(40,3)",
+                "timestamp[ms]",
+                "timestamp[ms, Europe/Paris]",
+                "time[us]",
+                "interval",
+                "interval",
+                "interval",
+                "duration[ms]",
+                "list<int32>",
+                "list<int32>[2]",
+                "map<varchar, int32>",
+                "map<int32, varchar>",
+                "varchar",
+                "varchar",
+                "union<int32, varchar>",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_type_prints_in_every_format() {
+        let batch = exotic_batch();
+        assert_eq!(
+            print(&options(Format::Csv), &batch),
+            lines(&[
+                "flag,nothing,big,view,bytes,large_bytes,fixed_bytes,bytes_view,wide,local,zoned,clock,ym,dt,mdn,took,large_list,fixed_list,text_map,int_map,dict,runs,either",
+                r#"true,,large,a view string longer than twelve,01ff,6162,78797a,6869,-12.345,2024-01-01T00:00:00.123,2024-01-01T01:00:00.123+01:00,01:02:03.000001,1 years 2 mons,3 days 4.000 secs,1 mons 2 days 3.000000000 secs,PT93784.005S,"[1, NULL]","[1, 2]","{x: 1, y: NULL}","{7: seven ""7""}",red,run,{i=5}"#,
+                ",,,,,,,,,,,,,,,,,,,,,,{s=u}",
+            ])
+        );
+        // JSON keeps lists, maps and decimals as JSON values, turns a map's integer keys into
+        // object keys, and writes the dictionary's NULL value and the NULL run as null.
+        assert_eq!(
+            print(&options(Format::Ndjson), &batch),
+            lines(&[
+                r#"{"flag":true,"nothing":null,"big":"large","view":"a view string longer than twelve","bytes":"01ff","large_bytes":"6162","fixed_bytes":"78797a","bytes_view":"6869","wide":-12.345,"local":"2024-01-01T00:00:00.123","zoned":"2024-01-01T01:00:00.123+01:00","clock":"01:02:03.000001","ym":"1 years 2 mons","dt":"3 days 4.000 secs","mdn":"1 mons 2 days 3.000000000 secs","took":"PT93784.005S","large_list":[1,null],"fixed_list":[1,2],"text_map":{"x":1,"y":null},"int_map":{"7":"seven \"7\""},"dict":"red","runs":"run","either":"{i=5}"}"#,
+                r#"{"flag":null,"nothing":null,"big":null,"view":null,"bytes":null,"large_bytes":null,"fixed_bytes":null,"bytes_view":null,"wide":null,"local":null,"zoned":null,"clock":null,"ym":null,"dt":null,"mdn":null,"took":null,"large_list":null,"fixed_list":null,"text_map":null,"int_map":null,"dict":null,"runs":null,"either":"{s=u}"}"#,
+            ])
+        );
+        assert_eq!(
+            print(&options(Format::Markdown), &batch).lines().nth(2),
+            Some(
+                r#"| true | NULL | large | a view string longer than twelve | 01ff | 6162 | 78797a | 6869 | -12.345 | 2024-01-01T00:00:00.123 | 2024-01-01T01:00:00.123+01:00 | 01:02:03.000001 | 1 years 2 mons | 3 days 4.000 secs | 1 mons 2 days 3.000000000 secs | 1 days 2 hours 3 mins 4.005 secs | [1, NULL] | [1, 2] | {x: 1, y: NULL} | {7: seven "7"} | red | run | {i=5} |"#
+            )
+        );
+        let expanded = OutputOptions {
+            expanded: true,
+            ..options(Format::Table)
+        };
+        assert_eq!(
+            print(&expanded, &batch.slice(0, 1)),
+            lines(&[
+                "-[ RECORD 1 ]---------------------------------",
+                "flag        | true",
+                "nothing     | NULL",
+                "big         | large",
+                "view        | a view string longer than twelve",
+                "bytes       | 01ff",
+                "large_bytes | 6162",
+                "fixed_bytes | 78797a",
+                "bytes_view  | 6869",
+                "wide        | -12.345",
+                "local       | 2024-01-01T00:00:00.123",
+                "zoned       | 2024-01-01T01:00:00.123+01:00",
+                "clock       | 01:02:03.000001",
+                "ym          | 1 years 2 mons",
+                "dt          | 3 days 4.000 secs",
+                "mdn         | 1 mons 2 days 3.000000000 secs",
+                "took        | 1 days 2 hours 3 mins 4.005 secs",
+                "large_list  | [1, NULL]",
+                "fixed_list  | [1, 2]",
+                "text_map    | {x: 1, y: NULL}",
+                "int_map     | {7: seven \"7\"}",
+                "dict        | red",
+                "runs        | run",
+                "either      | {i=5}",
+                "1 row",
+            ])
+        );
+        let table = print(&options(Format::Table), &batch);
+        assert!(
+            table.contains("│ NULL    ┆ NULL    ┆ NULL    ┆ NULL                             ┆"),
+            "{table}"
+        );
+        assert!(table.ends_with("┘\n2 rows\n"), "{table}");
     }
 }

@@ -19,6 +19,8 @@ use crate::statements::{self, StatementError};
 pub enum RunError {
     #[error("{}", one_line(.0))]
     Query(#[from] DataFusionError),
+    #[error("{message}: the tables are {tables} (\\d lists them)")]
+    UnknownTable { message: String, tables: String },
     #[error(transparent)]
     Statement(#[from] StatementError),
     #[error(transparent)]
@@ -74,7 +76,10 @@ impl Runner {
     pub async fn run_statement(&self, sql: &str, out: &mut dyn Write) -> Result<(), RunError> {
         let started = Instant::now();
         let mut spinner = Spinner::start(self.spinner);
-        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        let plan = match self.ctx.state().create_logical_plan(sql).await {
+            Ok(plan) => plan,
+            Err(e) => return Err(self.explain_planning_error(e)),
+        };
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let mut stream = frame.execute_stream().await?;
         let schema = stream.schema();
@@ -104,10 +109,41 @@ impl Runner {
         Ok(())
     }
 
-    /// The table format says in its footer how many rows were shown; the data formats cannot, so
-    /// a cut result is reported on stderr.
+    /// Adds what the user needs to fix a planning error: the tables there are, for a misspelt one.
+    fn explain_planning_error(&self, error: DataFusionError) -> RunError {
+        let message = one_line(&error);
+        if !(message.contains("table '") && message.contains("not found")) {
+            return RunError::Query(error);
+        }
+        let mut tables: Vec<String> = self
+            .ctx
+            .catalog_names()
+            .into_iter()
+            .filter_map(|catalog| self.ctx.catalog(&catalog))
+            .flat_map(|catalog| {
+                catalog
+                    .schema_names()
+                    .into_iter()
+                    .filter(|schema| schema != "information_schema")
+                    .filter_map(|schema| catalog.schema(&schema))
+                    .flat_map(|schema| schema.table_names())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        tables.sort();
+        let tables = if tables.is_empty() {
+            "none: pass --lake or --table".to_string()
+        } else {
+            tables.join(", ")
+        };
+        RunError::UnknownTable { message, tables }
+    }
+
+    /// The table and markdown formats say in a footer how many rows were shown; the data formats
+    /// cannot, so a cut result is reported on stderr.
     fn report_truncation(&self, summary: ResultSummary) {
-        if self.output.format != Format::Table && summary.shown_rows < summary.total_rows {
+        let has_footer = matches!(self.output.format, Format::Table | Format::Markdown);
+        if !has_footer && summary.shown_rows < summary.total_rows {
             eprintln!(
                 "note: {} rows, {} shown (--max-rows 0 shows all)",
                 summary.total_rows, summary.shown_rows

@@ -132,12 +132,13 @@ mod tests {
 
     #[test]
     fn unknown_tz_is_refused_with_its_name() {
-        let error = create_context(&SessionOptions {
+        let Err(error) = create_context(&SessionOptions {
             tz: Some("Nowhere/Land".into()),
             ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        }) else {
+            panic!("an unknown zone must be refused");
+        };
+        let error = error.to_string();
         assert!(error.contains("'Nowhere/Land'"), "{error}");
     }
 }

@@ -18,8 +18,8 @@ use super::calendar::{Calendar, DAY_US, HOUR_US, SECOND_US};
 use super::parquet_file::{Layout, write_parquet};
 use super::random::{Draw, table_seed};
 use super::vocabulary::{
-    COUNTRIES, COUNTRY_WEIGHTS, CSMS, ENTERPRISE, ENTERPRISE_SEGMENT, FREE, HOUR_WEIGHTS, MID_MARKET, PLAN_WEIGHTS,
-    PLANS, PRO, SEGMENTS, SMB, STARTER,
+    COUNTRIES, COUNTRY_WEIGHTS, CSMS, ENTERPRISE, ENTERPRISE_SEGMENT, FREE, HOUR_WEIGHTS,
+    MID_MARKET, PLAN_WEIGHTS, PLANS, PRO, SEGMENTS, SMB, STARTER,
 };
 
 /// Signups per day grow linearly over the range, ending this many times higher than they start.
@@ -48,6 +48,9 @@ const YEARLY_CHURN: [f64; 4] = [0.0, 0.25, 0.15, 0.10];
 /// Chances, at each renewal, of adding seats or dropping one.
 const EXPANSION: f64 = 0.07;
 const CONTRACTION: f64 = 0.04;
+/// No account cancels within its first months: its churn then shows in usage that fades over
+/// the months before, not in an onboarding that never happened.
+const MIN_TENURE_BEFORE_CHURN_US: i64 = 90 * DAY_US;
 /// Share of churned accounts that pay again after a gap (mean gap in months below, plus one).
 const REACTIVATION: f64 = 0.30;
 const REACTIVATION_GAP_MEAN_MONTHS: f64 = 1.5;
@@ -148,8 +151,15 @@ pub(crate) fn draw_accounts(calendar: &Calendar, users: u32, seed: u64) -> Accou
         account.lapses_from = facts.lapses.len() as u32;
         facts.lapses.extend(draft.lapses);
         account.lapses_to = facts.lapses.len() as u32;
-        facts.charges.extend(draft.charges.into_iter().map(|charge| Charge { account: index, ..charge }));
-        facts.user_account.extend(std::iter::repeat_n(index, draft.signups_us.len()));
+        facts
+            .charges
+            .extend(draft.charges.into_iter().map(|charge| Charge {
+                account: index,
+                ..charge
+            }));
+        facts
+            .user_account
+            .extend(std::iter::repeat_n(index, draft.signups_us.len()));
         facts.user_signup_us.extend(draft.signups_us);
         facts.accounts.push(account);
     }
@@ -183,7 +193,8 @@ fn draw_account(draw: &mut Draw, calendar: &Calendar, users_left: u32) -> Draft 
     let mut signups_us = Vec::with_capacity(members as usize);
     signups_us.push(created_us);
     for _ in 1..members {
-        let delay_us = TEAMMATE_MIN_DELAY_US + (draw.exponential(TEAMMATE_JOIN_MEAN_DAYS) * DAY_US as f64) as i64;
+        let delay_us = TEAMMATE_MIN_DELAY_US
+            + (draw.exponential(TEAMMATE_JOIN_MEAN_DAYS) * DAY_US as f64) as i64;
         let joined_us = if created_us + delay_us < end_us {
             created_us + delay_us
         } else {
@@ -197,7 +208,11 @@ fn draw_account(draw: &mut Draw, calendar: &Calendar, users_left: u32) -> Draft 
     let (charges, lapses) = if plan == FREE {
         (Vec::new(), Vec::new())
     } else {
-        let seats = if plan == ENTERPRISE { members + draw.below(u64::from(members) * 2) as u32 } else { members };
+        let seats = if plan == ENTERPRISE {
+            members + draw.below(u64::from(members) * 2) as u32
+        } else {
+            members
+        };
         draw_billing(draw, calendar, plan, seats, created_us)
     };
     Draft {
@@ -231,26 +246,44 @@ fn draw_creation(draw: &mut Draw, calendar: &Calendar) -> i64 {
         }
     };
     let hour = draw.weighted(&HOUR_WEIGHTS) as i64;
-    let created_us = calendar.day_start_us(day) + hour * HOUR_US + draw.below(HOUR_US as u64) as i64;
+    let created_us =
+        calendar.day_start_us(day) + hour * HOUR_US + draw.below(HOUR_US as u64) as i64;
     created_us.min(calendar.end_us() - LAST_CREATION_BEFORE_END_US)
 }
 
 fn monthly_price_cents(plan: u8, seats: u32, yearly: bool) -> i64 {
-    let fee = if plan == ENTERPRISE { ENTERPRISE_PLATFORM_FEE_CENTS } else { 0 };
+    let fee = if plan == ENTERPRISE {
+        ENTERPRISE_PLATFORM_FEE_CENTS
+    } else {
+        0
+    };
     let list = SEAT_PRICE_CENTS[plan as usize] * i64::from(seats) + fee;
-    if yearly { list * YEARLY_PRICE_PERCENT / 100 } else { list }
+    if yearly {
+        list * YEARLY_PRICE_PERCENT / 100
+    } else {
+        list
+    }
 }
 
 /// Month by month: renewals with expansion and contraction, churn (monthly accounts at any
 /// renewal, yearly ones only at the end of a term), reactivation after a gap, and add-ons.
-fn draw_billing(draw: &mut Draw, calendar: &Calendar, plan: u8, seats: u32, created_us: i64) -> (Vec<Charge>, Vec<Lapse>) {
+fn draw_billing(
+    draw: &mut Draw,
+    calendar: &Calendar,
+    plan: u8,
+    seats: u32,
+    created_us: i64,
+) -> (Vec<Charge>, Vec<Lapse>) {
     let plan_index = plan as usize;
     let yearly = draw.chance(YEARLY_SHARE[plan_index]);
     let created_month = calendar.month_of(created_us) as u32;
     let months = calendar.months() as u32;
     let add_on = (plan >= PRO && draw.chance(ADD_ON)).then(|| {
         let starts = created_month + 1 + draw.geometric(2.0);
-        (starts, ADD_ON_PRICES_CENTS[draw.below(ADD_ON_PRICES_CENTS.len() as u64) as usize])
+        (
+            starts,
+            ADD_ON_PRICES_CENTS[draw.below(ADD_ON_PRICES_CENTS.len() as u64) as usize],
+        )
     });
 
     let mut seats = seats;
@@ -271,13 +304,23 @@ fn draw_billing(draw: &mut Draw, calendar: &Calendar, plan: u8, seats: u32, crea
         if active {
             let renewal_due = !yearly || month == term_start + 12;
             if renewal_due {
-                let churn = if yearly { YEARLY_CHURN[plan_index] } else { MONTHLY_CHURN[plan_index] };
-                if draw.chance(churn) {
+                let churn = if yearly {
+                    YEARLY_CHURN[plan_index]
+                } else {
+                    MONTHLY_CHURN[plan_index]
+                };
+                let tenured = calendar.month_start_us(month as usize) - created_us
+                    >= MIN_TENURE_BEFORE_CHURN_US;
+                if tenured && draw.chance(churn) {
                     active = false;
                     add_on_live = false;
-                    lapses.push(Lapse { ends_subscription_us: calendar.month_start_us(month as usize), resumes_us: i64::MAX });
-                    reactivation_month =
-                        draw.chance(REACTIVATION).then(|| month + 1 + draw.geometric(REACTIVATION_GAP_MEAN_MONTHS));
+                    lapses.push(Lapse {
+                        ends_subscription_us: calendar.month_start_us(month as usize),
+                        resumes_us: i64::MAX,
+                    });
+                    reactivation_month = draw
+                        .chance(REACTIVATION)
+                        .then(|| month + 1 + draw.geometric(REACTIVATION_GAP_MEAN_MONTHS));
                     continue;
                 }
                 if draw.chance(EXPANSION) {
@@ -295,12 +338,20 @@ fn draw_billing(draw: &mut Draw, calendar: &Calendar, plan: u8, seats: u32, crea
                 term_start = month;
             }
             if let Some((_, price)) = add_on.filter(|&(starts, _)| add_on_live && month >= starts) {
-                charges.push(Charge { account: 0, month, paid_at_us: None, yearly: false, mrr_cents: price });
+                charges.push(Charge {
+                    account: 0,
+                    month,
+                    paid_at_us: None,
+                    yearly: false,
+                    mrr_cents: price,
+                });
             }
         } else if reactivation_month == Some(month) {
             // Pays again on some day of the month that lies inside the range.
             let from_us = calendar.month_start_us(month as usize);
-            let to_us = calendar.month_start_us(month as usize + 1).min(calendar.end_us());
+            let to_us = calendar
+                .month_start_us(month as usize + 1)
+                .min(calendar.end_us());
             let paid_us = from_us + draw.below((to_us - from_us) as u64) as i64;
             seats = seats.saturating_sub(draw.below(2) as u32).max(1);
             charges.push(Charge {
@@ -324,24 +375,60 @@ fn draw_billing(draw: &mut Draw, calendar: &Calendar, plan: u8, seats: u32, crea
 pub(crate) fn write_accounts(path: &Path, facts: &AccountFacts) -> Result<u64, GenerateError> {
     let accounts = &facts.accounts;
     let ids: Int64Array = (1..=accounts.len() as i64).collect();
-    let created: TimestampMicrosecondArray =
-        accounts.iter().map(|account| Some(account.created_us)).collect::<TimestampMicrosecondArray>().with_timezone("UTC");
-    let plan: StringArray = accounts.iter().map(|account| Some(PLANS[account.plan as usize])).collect();
-    let segment: StringArray = accounts.iter().map(|account| Some(SEGMENTS[account.segment as usize])).collect();
-    let country: StringArray = accounts.iter().map(|account| Some(COUNTRIES[account.country as usize])).collect();
-    let csm: StringArray = accounts.iter().map(|account| account.csm.map(|csm| CSMS[csm as usize])).collect();
-    let columns: Vec<ArrayRef> =
-        vec![Arc::new(ids), Arc::new(created), Arc::new(plan), Arc::new(segment), Arc::new(country), Arc::new(csm)];
-    let batch = RecordBatch::try_new(accounts_schema(), columns)
-        .map_err(|source| GenerateError::Arrow { path: path.to_path_buf(), source })?;
-    write_parquet(path, &batch, Layout { sorted_by: &[0], delta_encoded: &["account_id", "created_at"] })?;
+    let created: TimestampMicrosecondArray = accounts
+        .iter()
+        .map(|account| Some(account.created_us))
+        .collect::<TimestampMicrosecondArray>()
+        .with_timezone("UTC");
+    let plan: StringArray = accounts
+        .iter()
+        .map(|account| Some(PLANS[account.plan as usize]))
+        .collect();
+    let segment: StringArray = accounts
+        .iter()
+        .map(|account| Some(SEGMENTS[account.segment as usize]))
+        .collect();
+    let country: StringArray = accounts
+        .iter()
+        .map(|account| Some(COUNTRIES[account.country as usize]))
+        .collect();
+    let csm: StringArray = accounts
+        .iter()
+        .map(|account| account.csm.map(|csm| CSMS[csm as usize]))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids),
+        Arc::new(created),
+        Arc::new(plan),
+        Arc::new(segment),
+        Arc::new(country),
+        Arc::new(csm),
+    ];
+    let batch = RecordBatch::try_new(accounts_schema(), columns).map_err(|source| {
+        GenerateError::Arrow {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    write_parquet(
+        path,
+        &batch,
+        Layout {
+            sorted_by: &[0],
+            delta_encoded: &["account_id", "created_at"],
+        },
+    )?;
     Ok(accounts.len() as u64)
 }
 
 fn accounts_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("account_id", DataType::Int64, false),
-        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("plan", DataType::Utf8, false),
         Field::new("segment", DataType::Utf8, false),
         Field::new("country", DataType::Utf8, false),
@@ -365,10 +452,21 @@ mod tests {
         assert_eq!(facts.user_account.len(), 5_000);
         let members: u32 = facts.accounts.iter().map(|account| account.members).sum();
         assert_eq!(members, 5_000);
-        assert!(facts.accounts.windows(2).all(|pair| pair[0].created_us <= pair[1].created_us));
+        assert!(
+            facts
+                .accounts
+                .windows(2)
+                .all(|pair| pair[0].created_us <= pair[1].created_us)
+        );
         for (index, account) in facts.accounts.iter().enumerate() {
-            assert_eq!(facts.user_account[account.first_user as usize], index as u32);
-            assert_eq!(facts.user_signup_us[account.first_user as usize], account.created_us);
+            assert_eq!(
+                facts.user_account[account.first_user as usize],
+                index as u32
+            );
+            assert_eq!(
+                facts.user_signup_us[account.first_user as usize],
+                account.created_us
+            );
         }
     }
 
@@ -384,9 +482,18 @@ mod tests {
         let calendar = calendar();
         let facts = draw_accounts(&calendar, 20_000, 7);
         let middle = calendar.day_start_us(calendar.days() / 2);
-        let late = facts.user_signup_us.iter().filter(|&&signup| signup >= middle).count();
+        let late = facts
+            .user_signup_us
+            .iter()
+            .filter(|&&signup| signup >= middle)
+            .count();
         assert!(late > 20_000 * 6 / 10, "late signups {late}");
-        assert!(facts.user_signup_us.iter().all(|&signup| signup < calendar.end_us()));
+        assert!(
+            facts
+                .user_signup_us
+                .iter()
+                .all(|&signup| signup < calendar.end_us())
+        );
     }
 
     #[test]
@@ -395,7 +502,10 @@ mod tests {
         for pair in facts.charges.windows(2) {
             let (first, next) = (pair[0], pair[1]);
             if first.account == next.account && first.yearly && next.yearly {
-                assert!(next.month >= first.month + 12, "yearly term cut short: {first:?} then {next:?}");
+                assert!(
+                    next.month >= first.month + 12,
+                    "yearly term cut short: {first:?} then {next:?}"
+                );
             }
         }
         assert!(facts.charges.iter().any(|charge| charge.yearly));

@@ -26,7 +26,8 @@ pub(crate) struct Calendar {
 
 /// Midnight UTC of `date` in microseconds since the Unix epoch.
 pub(crate) fn date_start_us(date: NaiveDate) -> i64 {
-    date.and_hms_opt(0, 0, 0).map_or(0, |midnight| midnight.and_utc().timestamp_micros())
+    date.and_hms_opt(0, 0, 0)
+        .map_or(0, |midnight| midnight.and_utc().timestamp_micros())
 }
 
 /// The first day of the month `months_after` months after the month of `date`.
@@ -38,7 +39,8 @@ fn month_after(date: NaiveDate, months_after: u32) -> Option<NaiveDate> {
 impl Calendar {
     /// The calendar for `days` days from `start`, or None when the range leaves chrono's dates.
     pub(crate) fn new(start_date: NaiveDate, days: u32) -> Option<Self> {
-        let last_day = start_date.checked_add_days(chrono::Days::new(u64::from(days).checked_sub(1)?))?;
+        let last_day =
+            start_date.checked_add_days(chrono::Days::new(u64::from(days).checked_sub(1)?))?;
         // One date past the end must exist too, for the end of the range and of the last month.
         last_day.succ_opt()?;
         let mut month_first_days = Vec::new();
@@ -47,7 +49,10 @@ impl Calendar {
             month_first_days.push(month);
             month = month_after(month, 1)?;
         }
-        let mut month_starts_us: Vec<i64> = month_first_days.iter().map(|&day| date_start_us(day)).collect();
+        let mut month_starts_us: Vec<i64> = month_first_days
+            .iter()
+            .map(|&day| date_start_us(day))
+            .collect();
         month_starts_us.push(date_start_us(month));
         Some(Self {
             start_date,
@@ -107,7 +112,9 @@ impl Calendar {
 
     /// The month index of a timestamp inside the range.
     pub(crate) fn month_of(&self, ts_us: i64) -> usize {
-        self.month_starts_us.partition_point(|&start| start <= ts_us) - 1
+        self.month_starts_us
+            .partition_point(|&start| start <= ts_us)
+            - 1
     }
 }
 

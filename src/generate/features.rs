@@ -39,23 +39,34 @@ pub(crate) fn feature_releases(calendar: &Calendar, seed: u64) -> Vec<FeatureRel
         .map(|(index, feature)| {
             let mut draw = Draw::for_entity(stream, index as u64 + 1);
             let (day_start_us, launched_in_range) = match feature.release {
-                Release::DaysBeforeStart(days) => (calendar.start_us() - i64::from(days) * DAY_US, false),
+                Release::DaysBeforeStart(days) => {
+                    (calendar.start_us() - i64::from(days) * DAY_US, false)
+                }
                 Release::FractionOfRange(fraction) => {
                     let day = (fraction * f64::from(calendar.days())) as u32;
                     (calendar.day_start_us(day.min(calendar.days() - 1)), true)
                 }
             };
             let hour_us = (FIRST_RELEASE_HOUR + draw.below(RELEASE_HOURS) as i64) * HOUR_US;
-            FeatureRelease { released_us: day_start_us + hour_us + draw.below(HOUR_US as u64) as i64, launched_in_range }
+            FeatureRelease {
+                released_us: day_start_us + hour_us + draw.below(HOUR_US as u64) as i64,
+                launched_in_range,
+            }
         })
         .collect()
 }
 
 /// Writes `features.parquet`, sorted by release time.
-pub(crate) fn write_features(path: &Path, releases: &[FeatureRelease]) -> Result<u64, GenerateError> {
+pub(crate) fn write_features(
+    path: &Path,
+    releases: &[FeatureRelease],
+) -> Result<u64, GenerateError> {
     let mut order: Vec<usize> = (0..releases.len()).collect();
     order.sort_by_key(|&index| releases[index].released_us);
-    let names: StringArray = order.iter().map(|&index| Some(FEATURES[index].name)).collect();
+    let names: StringArray = order
+        .iter()
+        .map(|&index| Some(FEATURES[index].name))
+        .collect();
     let released: TimestampMicrosecondArray = order
         .iter()
         .map(|&index| Some(releases[index].released_us))
@@ -63,11 +74,24 @@ pub(crate) fn write_features(path: &Path, releases: &[FeatureRelease]) -> Result
         .with_timezone("UTC");
     let schema = Arc::new(Schema::new(vec![
         Field::new("feature", DataType::Utf8, false),
-        Field::new("released_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "released_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
     ]));
     let columns: Vec<ArrayRef> = vec![Arc::new(names), Arc::new(released)];
-    let batch = RecordBatch::try_new(schema, columns)
-        .map_err(|source| GenerateError::Arrow { path: path.to_path_buf(), source })?;
-    write_parquet(path, &batch, Layout { sorted_by: &[1], delta_encoded: &[] })?;
+    let batch = RecordBatch::try_new(schema, columns).map_err(|source| GenerateError::Arrow {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_parquet(
+        path,
+        &batch,
+        Layout {
+            sorted_by: &[1],
+            delta_encoded: &[],
+        },
+    )?;
     Ok(releases.len() as u64)
 }

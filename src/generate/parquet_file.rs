@@ -30,13 +30,24 @@ pub(crate) struct Layout {
 }
 
 /// Writes `batch` to a new file at `path` (replacing any file there).
-pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch, layout: Layout) -> Result<(), GenerateError> {
-    let parquet_error = |source: ParquetError| GenerateError::Parquet { path: path.to_path_buf(), source };
+pub(crate) fn write_parquet(
+    path: &Path,
+    batch: &RecordBatch,
+    layout: Layout,
+) -> Result<(), GenerateError> {
+    let parquet_error = |source: ParquetError| GenerateError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
     let zstd = ZstdLevel::try_new(ZSTD_LEVEL).map_err(parquet_error)?;
     let sorting_columns = layout
         .sorted_by
         .iter()
-        .map(|&column| SortingColumn { column_idx: column as i32, descending: false, nulls_first: false })
+        .map(|&column| SortingColumn {
+            column_idx: column as i32,
+            descending: false,
+            nulls_first: false,
+        })
         .collect();
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
@@ -53,7 +64,8 @@ pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch, layout: Layout) ->
         source,
     })?;
     // The Parquet writer buffers its output itself, so the file is handed over unwrapped.
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties.build())).map_err(parquet_error)?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties.build()))
+        .map_err(parquet_error)?;
     writer.write(batch).map_err(parquet_error)?;
     writer.into_inner().map_err(parquet_error)?;
     Ok(())

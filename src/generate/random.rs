@@ -34,7 +34,9 @@ pub(crate) struct Draw {
 impl Draw {
     /// The stream of entity `id` in the table whose seed is `table_seed`.
     pub(crate) fn for_entity(table_seed: u64, id: u64) -> Self {
-        Self { rng: Xoshiro256PlusPlus::seed_from_u64(mix64(table_seed ^ mix64(id))) }
+        Self {
+            rng: Xoshiro256PlusPlus::seed_from_u64(mix64(table_seed ^ mix64(id))),
+        }
     }
 
     /// Uniform in [0, 1), from the top 53 bits (the exact precision of an f64).
@@ -66,7 +68,11 @@ impl Draw {
         let p_success = 1.0 / (1.0 + mean);
         let draw = ((1.0 - self.unit()).ln() / (1.0 - p_success).ln()).floor();
         // Saturate: the far tail is astronomically unlikely and callers cap counts anyway.
-        if draw >= f64::from(u32::MAX) { u32::MAX } else { draw as u32 }
+        if draw >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            draw as u32
+        }
     }
 
     /// An index into `weights`, each chosen with probability proportional to its weight.
@@ -108,8 +114,12 @@ mod tests {
         assert_ne!(table_seed(42, "events"), table_seed(42, "accounts"));
         assert_ne!(table_seed(42, "events"), table_seed(43, "events"));
         let seed = table_seed(42, "events");
-        let a: Vec<u64> = (0..8).map(|_| Draw::for_entity(seed, 1).below(u64::MAX)).collect();
-        let b: Vec<u64> = (0..8).map(|_| Draw::for_entity(seed, 2).below(u64::MAX)).collect();
+        let a: Vec<u64> = (0..8)
+            .map(|_| Draw::for_entity(seed, 1).below(u64::MAX))
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map(|_| Draw::for_entity(seed, 2).below(u64::MAX))
+            .collect();
         assert_ne!(a, b);
     }
 
@@ -129,14 +139,20 @@ mod tests {
         for _ in 0..60_000 {
             seen[draw.below(6) as usize] += 1;
         }
-        assert!(seen.iter().all(|&count| (9_000..11_000).contains(&count)), "{seen:?}");
+        assert!(
+            seen.iter().all(|&count| (9_000..11_000).contains(&count)),
+            "{seen:?}"
+        );
     }
 
     #[test]
     fn exponential_and_geometric_have_the_requested_means() {
         let mut draw = Draw::for_entity(1, 3);
         let exponential = mean_of((0..200_000).map(|_| draw.exponential(4.0)));
-        assert!((exponential - 4.0).abs() < 0.1, "exponential mean {exponential}");
+        assert!(
+            (exponential - 4.0).abs() < 0.1,
+            "exponential mean {exponential}"
+        );
         let geometric = mean_of((0..200_000).map(|_| f64::from(draw.geometric(2.5))));
         assert!((geometric - 2.5).abs() < 0.1, "geometric mean {geometric}");
         assert_eq!(draw.geometric(0.0), 0);

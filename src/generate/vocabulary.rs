@@ -19,15 +19,23 @@ pub(crate) const MID_MARKET: u8 = 1;
 pub(crate) const ENTERPRISE_SEGMENT: u8 = 2;
 
 /// ISO 3166-1 alpha-2 codes, weighted like a US-led B2B product's customer base.
-pub(crate) const COUNTRIES: [&str; 12] = ["US", "GB", "DE", "IN", "FR", "CA", "BR", "AU", "JP", "NL", "ES", "SE"];
+pub(crate) const COUNTRIES: [&str; 12] = [
+    "US", "GB", "DE", "IN", "FR", "CA", "BR", "AU", "JP", "NL", "ES", "SE",
+];
 pub(crate) const COUNTRY_WEIGHTS: [u32; 12] = [32, 10, 9, 8, 7, 6, 6, 5, 5, 4, 4, 4];
 
 pub(crate) const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
 pub(crate) const DEVICE_WEIGHTS: [u32; 3] = [62, 30, 8];
 
 /// Customer-success managers, assigned to bigger accounts.
-pub(crate) const CSMS: [&str; 6] =
-    ["Alice Moreau", "Bilal Khan", "Chen Wei", "Dana Kowalski", "Emeka Obi", "Freya Lindqvist"];
+pub(crate) const CSMS: [&str; 6] = [
+    "Alice Moreau",
+    "Bilal Khan",
+    "Chen Wei",
+    "Dana Kowalski",
+    "Emeka Obi",
+    "Freya Lindqvist",
+];
 
 /// Event names; the adoption stages follow `PURCHASE - 4 ..= PURCHASE` in funnel order.
 pub(crate) const EVENTS: [&str; 12] = [
@@ -76,18 +84,51 @@ pub(crate) struct FeatureSpec {
 }
 
 pub(crate) const FEATURES: [FeatureSpec; 8] = [
-    FeatureSpec { name: "dashboards", release: Release::DaysBeforeStart(420), popularity: 30 },
-    FeatureSpec { name: "reports", release: Release::DaysBeforeStart(300), popularity: 24 },
-    FeatureSpec { name: "alerts", release: Release::DaysBeforeStart(160), popularity: 14 },
-    FeatureSpec { name: "integrations", release: Release::DaysBeforeStart(70), popularity: 12 },
-    FeatureSpec { name: "sql_editor", release: Release::DaysBeforeStart(20), popularity: 10 },
-    FeatureSpec { name: "ai_assistant", release: Release::FractionOfRange(0.25), popularity: 14 },
-    FeatureSpec { name: "workflows", release: Release::FractionOfRange(0.50), popularity: 12 },
-    FeatureSpec { name: "anomaly_detection", release: Release::FractionOfRange(0.75), popularity: 10 },
+    FeatureSpec {
+        name: "dashboards",
+        release: Release::DaysBeforeStart(420),
+        popularity: 30,
+    },
+    FeatureSpec {
+        name: "reports",
+        release: Release::DaysBeforeStart(300),
+        popularity: 24,
+    },
+    FeatureSpec {
+        name: "alerts",
+        release: Release::DaysBeforeStart(160),
+        popularity: 14,
+    },
+    FeatureSpec {
+        name: "integrations",
+        release: Release::DaysBeforeStart(70),
+        popularity: 12,
+    },
+    FeatureSpec {
+        name: "sql_editor",
+        release: Release::DaysBeforeStart(20),
+        popularity: 10,
+    },
+    FeatureSpec {
+        name: "ai_assistant",
+        release: Release::FractionOfRange(0.25),
+        popularity: 14,
+    },
+    FeatureSpec {
+        name: "workflows",
+        release: Release::FractionOfRange(0.50),
+        popularity: 12,
+    },
+    FeatureSpec {
+        name: "anomaly_detection",
+        release: Release::FractionOfRange(0.75),
+        popularity: 10,
+    },
 ];
 /// Code for "no feature" in an event row.
 pub(crate) const NO_FEATURE: u8 = u8::MAX;
 
 /// Share of session starts in each UTC hour: a working-day curve with an evening tail.
-pub(crate) const HOUR_WEIGHTS: [u32; 24] =
-    [2, 1, 1, 1, 1, 2, 4, 7, 10, 12, 12, 11, 10, 11, 12, 12, 11, 9, 7, 6, 5, 4, 3, 3];
+pub(crate) const HOUR_WEIGHTS: [u32; 24] = [
+    2, 1, 1, 1, 1, 2, 4, 7, 10, 12, 12, 11, 10, 11, 12, 12, 11, 9, 7, 6, 5, 4, 3, 3,
+];

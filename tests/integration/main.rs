@@ -1,1 +1,9 @@
+//! Integration tests: they drive the real `usagelake` binary, through pipes and a pseudo-terminal,
+//! over lakes written by the real generator.
 
+mod cli;
+mod generate;
+mod lake;
+mod queries;
+mod repl;
+mod support;

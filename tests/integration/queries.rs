@@ -1,0 +1,148 @@
+//! Every file in `queries/` runs on the sample lake, and its numbers are checked against the
+//! same question answered in plain Rust over the rows read straight from the Parquet files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::support::{csv_rows, run_ok, sample_lake};
+
+/// One row of `events`, as the files hold it.
+struct Event {
+    ts: DateTime<chrono::Utc>,
+    user_id: i64,
+    event: String,
+    feature: Option<String>,
+}
+
+fn parquet_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            parquet_files(&path, files);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+}
+
+fn read_events(lake: &Path) -> Vec<Event> {
+    let mut files = Vec::new();
+    parquet_files(&lake.join("events"), &mut files);
+    let mut events = Vec::new();
+    for file in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+            let ts = column("ts");
+            let ts = ts.as_primitive::<TimestampMicrosecondType>();
+            let user_id = column("user_id");
+            let user_id = user_id.as_primitive::<Int64Type>();
+            let event = column("event");
+            let event = event.as_string::<i32>();
+            let feature = column("feature");
+            let feature = feature.as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                events.push(Event {
+                    ts: DateTime::from_timestamp_micros(ts.value(i)).unwrap(),
+                    user_id: user_id.value(i),
+                    event: event.value(i).to_string(),
+                    feature: feature.is_valid(i).then(|| feature.value(i).to_string()),
+                });
+            }
+        }
+    }
+    assert!(events.len() > 10_000, "the sample lake holds events");
+    events
+}
+
+fn run_query(file: &str) -> Vec<Vec<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(file);
+    let lake = sample_lake();
+    let out = run_ok(&["--lake", lake.to_str().unwrap(), "-f", path.to_str().unwrap()]);
+    csv_rows(&out)
+}
+
+#[test]
+fn events_per_day_matches_the_rows_of_each_day() {
+    let mut expected: BTreeMap<NaiveDate, (u64, BTreeSet<i64>)> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        let day = expected.entry(event.ts.date_naive()).or_default();
+        day.0 += 1;
+        day.1.insert(event.user_id);
+    }
+    let rows = run_query("events_per_day.sql");
+    assert_eq!(rows[0], vec!["day", "events", "active_users"]);
+    let actual: Vec<Vec<String>> = rows[1..].to_vec();
+    let expected: Vec<Vec<String>> = expected
+        .into_iter()
+        .map(|(day, (events, users))| {
+            vec![day.to_string(), events.to_string(), users.len().to_string()]
+        })
+        .collect();
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn events_per_feature_matches_the_feature_use_rows() {
+    let mut expected: BTreeMap<String, (u64, BTreeSet<i64>, DateTime<chrono::Utc>)> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        if event.event != "feature_use" {
+            continue;
+        }
+        let feature = event.feature.expect("feature_use names its feature");
+        let entry = expected
+            .entry(feature)
+            .or_insert((0, BTreeSet::new(), event.ts));
+        entry.0 += 1;
+        entry.1.insert(event.user_id);
+        entry.2 = entry.2.min(event.ts);
+    }
+    let mut expected: Vec<(String, u64, usize, DateTime<chrono::Utc>)> = expected
+        .into_iter()
+        .map(|(feature, (uses, users, first))| (feature, uses, users.len(), first))
+        .collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let rows = run_query("events_per_feature.sql");
+    assert_eq!(rows[0], vec!["feature", "uses", "users", "first_use"]);
+    assert_eq!(rows.len() - 1, expected.len());
+    for (row, (feature, uses, users, first)) in rows[1..].iter().zip(&expected) {
+        assert_eq!(&row[0], feature);
+        assert_eq!(row[1], uses.to_string());
+        assert_eq!(row[2], users.to_string());
+        let first_use = DateTime::parse_from_rfc3339(&row[3]).unwrap();
+        assert_eq!(first_use, *first, "{feature}");
+    }
+}
+
+#[test]
+fn signups_per_week_counts_each_users_signup_in_its_monday_week() {
+    let mut expected: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        if event.event == "signup" {
+            let day = event.ts.date_naive();
+            let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
+            *expected.entry(monday).or_default() += 1;
+        }
+    }
+    let rows = run_query("signups_per_week.sql");
+    assert_eq!(rows[0], vec!["week", "signups", "total_users"]);
+    let mut total = 0;
+    let expected: Vec<Vec<String>> = expected
+        .into_iter()
+        .map(|(week, signups)| {
+            total += signups;
+            vec![week.to_string(), signups.to_string(), total.to_string()]
+        })
+        .collect();
+    assert_eq!(rows[1..].to_vec(), expected);
+}
