@@ -59,16 +59,10 @@ pub enum LakeError {
         reason: String,
     },
     #[error(
-        "table '{table}': column '{column}' is {first_type} in '{first_file}' but {other_type} in '{other_file}': rewrite one file with the other's type, or move it to a table of its own"
+        "table '{}': column '{}' is {} in '{}' but {} in '{}': rewrite one file with the other's type, or move it to a table of its own",
+        .0.table, .0.column, .0.first_type, .0.first_file, .0.other_type, .0.other_file
     )]
-    ColumnTypeConflict {
-        table: String,
-        column: String,
-        first_file: String,
-        first_type: DataType,
-        other_file: String,
-        other_type: DataType,
-    },
+    ColumnTypeConflict(Box<ColumnTypeConflict>),
     #[error(
         "table '{table}': '{first_file}' is under partition folders ({first_keys}) but '{other_file}' under ({other_keys}): every file of a table needs the same partition folders"
     )]
@@ -86,6 +80,17 @@ pub enum LakeError {
         table: String,
         source: DataFusionError,
     },
+}
+
+/// Two files of one table that disagree on a column's type.
+#[derive(Debug)]
+pub struct ColumnTypeConflict {
+    table: String,
+    column: String,
+    first_file: String,
+    first_type: DataType,
+    other_file: String,
+    other_type: DataType,
 }
 
 /// Where a table's data is and what is known about it.
@@ -391,14 +396,16 @@ impl<'a> SchemaMerger<'a> {
             match self.fields.iter_mut().find(|(f, _)| f.name() == field.name()) {
                 Some((existing, first_file)) => {
                     if existing.data_type() != field.data_type() {
-                        return Err(LakeError::ColumnTypeConflict {
-                            table: self.table.to_string(),
-                            column: field.name().clone(),
-                            first_file: first_file.clone(),
-                            first_type: existing.data_type().clone(),
-                            other_file: file.to_string(),
-                            other_type: field.data_type().clone(),
-                        });
+                        return Err(LakeError::ColumnTypeConflict(Box::new(
+                            ColumnTypeConflict {
+                                table: self.table.to_string(),
+                                column: field.name().clone(),
+                                first_file: first_file.clone(),
+                                first_type: existing.data_type().clone(),
+                                other_file: file.to_string(),
+                                other_type: field.data_type().clone(),
+                            },
+                        )));
                     }
                     if field.is_nullable() {
                         *existing = existing.clone().with_nullable(true);

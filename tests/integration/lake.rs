@@ -72,7 +72,7 @@ fn scanned_files(lake: &str, table_override: Option<&str>, filter: &str) -> Vec<
         .find(|row| row[0] == "physical_plan")
         .expect("a physical plan")[1]
         .clone();
-    plan.split(|c| c == '[' || c == ']' || c == ',' || c == ' ')
+    plan.split(['[', ']', ',', ' '])
         .filter(|part| part.ends_with(".parquet"))
         .map(str::to_string)
         .collect()

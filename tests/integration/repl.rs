@@ -98,6 +98,26 @@ fn ctrl_c_cancels_a_running_query_and_keeps_the_session() {
 }
 
 #[test]
+fn results_go_to_a_file_and_statements_come_from_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.sql");
+    let results = dir.path().join("results.csv");
+    std::fs::write(&script, "SELECT 'from a file' AS origin;\n").unwrap();
+    let mut repl = start_repl("repl-files");
+    repl.send_line("\\pset format csv").unwrap();
+    repl.send_line(&format!("\\o {}", results.display())).unwrap();
+    repl.send_line(&format!("\\i {}", script.display())).unwrap();
+    repl.send_line("SELECT 3 AS three;").unwrap();
+    repl.send_line("\\o").unwrap();
+    repl.send_line("SELECT 'screen' AS back;").unwrap();
+    repl.exp_string("screen").unwrap();
+    repl.send_line("\\q").unwrap();
+    repl.exp_eof().unwrap();
+    let written = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(written, "origin\nfrom a file\nthree\n3\n");
+}
+
+#[test]
 fn history_is_kept_in_the_state_folder() {
     let state = scratch_dir("repl-history");
     let history = state.join("usagelake").join("history");
