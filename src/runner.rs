@@ -29,6 +29,18 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
+impl RunError {
+    /// True when the reader of the output went away (`usagelake -c ... | head`): not a failure of
+    /// the query, so the program ends quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            Self::Io(e) | Self::Output(OutputError::Io(e)) => e,
+            _ => return false,
+        };
+        io.kind() == std::io::ErrorKind::BrokenPipe
+    }
+}
+
 /// A DataFusion error and its causes on one line, without a backtrace.
 pub fn one_line(error: &DataFusionError) -> String {
     error

@@ -111,6 +111,23 @@ fn row_limit_footer_says_how_many_rows_there_were() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let mut child = usagelake()
+        .args(["--lake", &lake_arg(), "-c", "SELECT * FROM events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
 fn tz_option_and_set_change_the_session_time_zone() {
     let out = run_ok(&[
         "--lake",
