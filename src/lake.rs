@@ -26,6 +26,7 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use crate::lake_config::{LakeConfig, LakeConfigError};
+use crate::runner::one_line;
 use crate::time_partition::TimePartitionedTable;
 
 const PARQUET_EXTENSION: &str = ".parquet";
@@ -299,16 +300,6 @@ pub async fn open_table(
         }
         (None, _) => Ok(listing),
     }
-}
-
-/// A DataFusion error as one line, without the backtrace.
-fn one_line(error: &DataFusionError) -> String {
-    error
-        .strip_backtrace()
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The hive partition columns of a table, from the `key=value` folders of its files, typed DATE

@@ -7,11 +7,15 @@ use crate::support::{interactive_usagelake, scratch_dir, small_lake};
 const PROMPT: &str = "usagelake> ";
 
 fn start_repl(state_dir: &str) -> PtySession {
+    start_repl_on_terminal(state_dir, "dumb")
+}
+
+fn start_repl_on_terminal(state_dir: &str, term: &str) -> PtySession {
     let mut command = interactive_usagelake();
     command
         .args(["--lake", small_lake().to_str().unwrap()])
         .env("XDG_STATE_HOME", scratch_dir(state_dir))
-        .env("TERM", "dumb");
+        .env("TERM", term);
     let mut session = rexpect::spawn_with_options(
         command,
         rexpect::reader::Options::new()
@@ -115,6 +119,20 @@ fn results_go_to_a_file_and_statements_come_from_one() {
     repl.exp_eof().unwrap();
     let written = std::fs::read_to_string(&results).unwrap();
     assert_eq!(written, "origin\nfrom a file\nthree\n3\n");
+}
+
+#[test]
+fn tab_completes_table_names() {
+    let mut repl = start_repl_on_terminal("repl-complete", "xterm");
+    repl.send("SELECT count(*) AS n FROM invoi").unwrap();
+    repl.send("\t").unwrap();
+    repl.flush().unwrap();
+    repl.exp_string("FROM invoices").unwrap();
+    repl.send(";\r").unwrap();
+    repl.flush().unwrap();
+    repl.exp_string("1 row").unwrap();
+    repl.send_line("\\q").unwrap();
+    repl.exp_eof().unwrap();
 }
 
 #[test]
