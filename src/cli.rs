@@ -121,7 +121,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap's first line says what is wrong; the usage block after it is noise in a log.
             let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
             eprintln!("Error: {first} (usagelake --help lists the options)");
             return ExitCode::from(2);
         }
@@ -152,7 +156,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 /// The sample lake of the repository, used when no lake is given.
 fn sample_lake() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("sample")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("sample")
 }
 
 async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
@@ -181,7 +187,8 @@ async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
     lake::apply_overrides(&mut tables, overrides);
     lake::register_tables(&ctx, &tables).await?;
 
-    let interactive = args.commands.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal();
+    let interactive =
+        args.commands.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal();
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let format = args.format.unwrap_or(if stdout_is_terminal || interactive {
         Format::Table

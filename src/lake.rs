@@ -21,9 +21,9 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectMeta;
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::lake_config::{LakeConfig, LakeConfigError};
 use crate::runner::one_line;
@@ -38,7 +38,9 @@ pub enum LakeError {
         "lake folder '{0}' does not exist: pass --lake with a folder of Parquet files, or make one with `usagelake gen --out {0}`"
     )]
     LakeMissing(PathBuf),
-    #[error("lake '{0}' is not a folder: pass --lake with a folder, or --table NAME={0} for a single file")]
+    #[error(
+        "lake '{0}' is not a folder: pass --lake with a folder, or --table NAME={0} for a single file"
+    )]
     LakeNotFolder(PathBuf),
     #[error("could not read lake folder '{path}': {source}")]
     ReadLake {
@@ -49,11 +51,15 @@ pub enum LakeError {
     Config(#[from] LakeConfigError),
     #[error("--table '{0}' is not NAME=PATH: write it as --table events=./logs/events")]
     BadTableArgument(String),
-    #[error("table '{table}': '{location}' does not exist: fix its location in usagelake.toml or --table")]
+    #[error(
+        "table '{table}': '{location}' does not exist: fix its location in usagelake.toml or --table"
+    )]
     LocationMissing { table: String, location: String },
     #[error("table '{table}': no .parquet files under '{location}'")]
     NoFiles { table: String, location: String },
-    #[error("table '{table}': '{file}' is not a readable Parquet file ({reason}): remove or replace it")]
+    #[error(
+        "table '{table}': '{file}' is not a readable Parquet file ({reason}): remove or replace it"
+    )]
     NotParquet {
         table: String,
         file: String,
@@ -202,52 +208,45 @@ pub async fn register_tables(
     Ok(())
 }
 
+/// Files whose footers are read at once when opening a table: enough to hide the latency of an
+/// object store, few enough to keep a local disk busy without thrashing it.
+const CONCURRENT_FOOTER_READS: usize = 16;
+
 /// Builds the table provider of one source: a listing table over its files with the merged schema
 /// and partition columns, wrapped for time-range pruning when the source declares it.
 pub async fn open_table(
     ctx: &SessionContext,
     source: &TableSource,
 ) -> Result<Arc<dyn TableProvider>, LakeError> {
-    let table = source.name.clone();
-    let datafusion_error = |source| LakeError::DataFusion {
-        table: table.clone(),
-        source,
+    let table = source.name.as_str();
+    let datafusion_error = |error| LakeError::DataFusion {
+        table: table.to_string(),
+        source: error,
     };
-    let location = source.location.display().to_string();
-    let absolute = std::path::absolute(&source.location).map_err(|_| LakeError::LocationMissing {
-        table: table.clone(),
-        location: location.clone(),
-    })?;
-    if !absolute.exists() {
-        return Err(LakeError::LocationMissing {
-            table,
-            location,
-        });
-    }
-    let mut url_text = absolute.display().to_string();
-    if absolute.is_dir() && !url_text.ends_with('/') {
-        url_text.push('/');
-    }
-    let url = ListingTableUrl::parse(&url_text).map_err(datafusion_error)?;
-
+    let url = table_url(source)?;
     let state = ctx.state();
-    let format = Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()));
+    let format =
+        Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()));
     let store = state
         .runtime_env()
-        .object_store(ObjectStoreUrl::local_filesystem())
+        .object_store(url.object_store())
         .map_err(datafusion_error)?;
-    let files: Vec<_> = url
+    let mut files: Vec<ObjectMeta> = url
         .list_all_files(&state, store.as_ref(), PARQUET_EXTENSION)
         .await
         .map_err(datafusion_error)?
+        .try_filter(|f| futures::future::ready(f.size > 0))
         .try_collect()
         .await
         .map_err(datafusion_error)?;
-    let mut files: Vec<_> = files.into_iter().filter(|f| f.size > 0).collect();
     files.sort_by(|a, b| a.location.cmp(&b.location));
     if files.is_empty() {
-        return Err(LakeError::NoFiles { table, location });
+        return Err(LakeError::NoFiles {
+            table: table.to_string(),
+            location: source.location.display().to_string(),
+        });
     }
+    let file_names: Vec<String> = files.iter().map(|f| format!("/{}", f.location)).collect();
 
     let relative_paths: Vec<Vec<String>> = files
         .iter()
@@ -257,22 +256,30 @@ pub async fn open_table(
                 .unwrap_or_default()
         })
         .collect();
-    let file_names: Vec<String> = files.iter().map(|f| format!("/{}", f.location)).collect();
-    let partitions = infer_partitions(&table, &file_names, &relative_paths)?;
+    let partitions = infer_partitions(table, &file_names, &relative_paths)?;
 
-    let mut merged = SchemaMerger::new(&table);
-    for (file, file_name) in files.iter().zip(&file_names) {
-        let schema = format
-            .infer_schema(&state, &store, std::slice::from_ref(file))
-            .await
-            .map_err(|e| LakeError::NotParquet {
-                table: table.clone(),
-                file: file_name.clone(),
-                reason: one_line(&e),
-            })?;
-        merged.add(file_name, &schema)?;
+    let file_schemas: Vec<SchemaRef> = futures::stream::iter(files.iter().zip(&file_names))
+        .map(|(file, file_name)| {
+            let (state, store, format) = (&state, &store, &format);
+            async move {
+                format
+                    .infer_schema(state, store, std::slice::from_ref(file))
+                    .await
+                    .map_err(|e| LakeError::NotParquet {
+                        table: table.to_string(),
+                        file: file_name.clone(),
+                        reason: one_line(&e),
+                    })
+            }
+        })
+        .buffered(CONCURRENT_FOOTER_READS)
+        .try_collect()
+        .await?;
+    let mut merger = SchemaMerger::new(table);
+    for (file_name, schema) in file_names.iter().zip(&file_schemas) {
+        merger.add(file_name, schema)?;
     }
-    let schema = merged.finish();
+    let schema = merger.finish();
 
     let options = ListingOptions::new(format)
         .with_file_extension(PARQUET_EXTENSION)
@@ -280,26 +287,40 @@ pub async fn open_table(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema.clone());
-    let listing: Arc<dyn TableProvider> =
-        Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?);
+    let listing = Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?);
 
-    match (&source.time_column, &source.date_partition) {
-        (Some(time_column), date_partition) => {
-            check_time_column(&table, &schema, time_column)?;
-            match date_partition {
-                Some(date_column) => {
-                    check_date_partition(&table, &partitions, date_column)?;
-                    Ok(Arc::new(TimePartitionedTable::new(
-                        listing,
-                        time_column,
-                        date_column,
-                    )))
-                }
-                None => Ok(listing),
-            }
+    if let Some(time_column) = &source.time_column {
+        check_time_column(table, &schema, time_column)?;
+        if let Some(date_column) = &source.date_partition {
+            check_date_partition(table, &partitions, date_column)?;
+            return Ok(Arc::new(TimePartitionedTable::new(
+                listing,
+                time_column,
+                date_column,
+            )));
         }
-        (None, _) => Ok(listing),
     }
+    Ok(listing)
+}
+
+/// The listing URL of a table's location: a folder (with the trailing `/` that marks one) or a file.
+fn table_url(source: &TableSource) -> Result<ListingTableUrl, LakeError> {
+    let missing = || LakeError::LocationMissing {
+        table: source.name.clone(),
+        location: source.location.display().to_string(),
+    };
+    let absolute = std::path::absolute(&source.location).map_err(|_| missing())?;
+    if !absolute.exists() {
+        return Err(missing());
+    }
+    let mut text = absolute.display().to_string();
+    if absolute.is_dir() && !text.ends_with('/') {
+        text.push('/');
+    }
+    ListingTableUrl::parse(&text).map_err(|error| LakeError::DataFusion {
+        table: source.name.clone(),
+        source: error,
+    })
 }
 
 /// The hive partition columns of a table, from the `key=value` folders of its files, typed DATE
@@ -313,13 +334,19 @@ fn infer_partitions(
         let folders = &segments[..segments.len().saturating_sub(1)];
         folders
             .iter()
-            .filter_map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|s| {
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect()
     };
     let Some(first) = relative_paths.first() else {
         return Ok(vec![]);
     };
-    let keys: Vec<String> = partition_values(first).into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = partition_values(first)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
     for (file, segments) in files.iter().zip(relative_paths) {
         let pairs = partition_values(segments);
@@ -384,7 +411,11 @@ impl<'a> SchemaMerger<'a> {
             }
         }
         for field in schema.fields() {
-            match self.fields.iter_mut().find(|(f, _)| f.name() == field.name()) {
+            match self
+                .fields
+                .iter_mut()
+                .find(|(f, _)| f.name() == field.name())
+            {
                 Some((existing, first_file)) => {
                     if existing.data_type() != field.data_type() {
                         return Err(LakeError::ColumnTypeConflict(Box::new(
@@ -432,7 +463,12 @@ fn check_time_column(table: &str, schema: &Schema, column: &str) -> Result<(), L
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) => {
+        Ok(field)
+            if matches!(
+                field.data_type(),
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            ) =>
+        {
             return Ok(());
         }
         Ok(field) => format!(
@@ -488,7 +524,10 @@ mod tests {
         merger
             .add(
                 "b.parquet",
-                &schema(&[("ts", DataType::Int64, false), ("device", DataType::Utf8, false)]),
+                &schema(&[
+                    ("ts", DataType::Int64, false),
+                    ("device", DataType::Utf8, false),
+                ]),
             )
             .unwrap();
         let merged = merger.finish();
@@ -499,12 +538,21 @@ mod tests {
     #[test]
     fn a_column_missing_from_a_later_file_becomes_nullable() {
         let mut merger = SchemaMerger::new("events");
-        let both = schema(&[("ts", DataType::Int64, false), ("device", DataType::Utf8, false)]);
+        let both = schema(&[
+            ("ts", DataType::Int64, false),
+            ("device", DataType::Utf8, false),
+        ]);
         merger.add("a.parquet", &both).unwrap();
         merger
             .add("b.parquet", &schema(&[("ts", DataType::Int64, false)]))
             .unwrap();
-        assert!(merger.finish().field_with_name("device").unwrap().is_nullable());
+        assert!(
+            merger
+                .finish()
+                .field_with_name("device")
+                .unwrap()
+                .is_nullable()
+        );
     }
 
     #[test]
@@ -551,7 +599,9 @@ mod tests {
     #[test]
     fn table_argument_needs_name_and_path() {
         assert_eq!(
-            TableSource::from_argument("events=./logs").unwrap().location,
+            TableSource::from_argument("events=./logs")
+                .unwrap()
+                .location,
             PathBuf::from("./logs")
         );
         for bad in ["events", "=./logs", "events="] {

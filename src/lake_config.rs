@@ -28,7 +28,9 @@ pub enum LakeConfigError {
         column: usize,
         message: String,
     },
-    #[error("{path}: table '{table}' sets date_partition but no time_column: add time_column = \"ts\" (the column whose UTC date the partition holds)")]
+    #[error(
+        "{path}: table '{table}' sets date_partition but no time_column: add time_column = \"ts\" (the column whose UTC date the partition holds)"
+    )]
     DatePartitionWithoutTime { path: PathBuf, table: String },
 }
 

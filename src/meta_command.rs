@@ -127,20 +127,23 @@ fn parse_switch(
 
 fn parse_pset(rest: &str) -> Result<MetaCommand, MetaCommandError> {
     const USAGE: &str = "\\pset format csv, or \\pset maxrows 100";
-    let (option, value) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(o, v)| (o, v.trim()));
+    let (option, value) = rest
+        .split_once(char::is_whitespace)
+        .map_or((rest, ""), |(o, v)| (o, v.trim()));
     let missing = |what| MetaCommandError::MissingArgument {
         command: "pset",
         what,
         usage: USAGE,
     };
     match option {
-        "format" if !value.is_empty() => value.parse::<Format>().map(MetaCommand::SetFormat).map_err(|_| {
-            MetaCommandError::BadArgument {
+        "format" if !value.is_empty() => value
+            .parse::<Format>()
+            .map(MetaCommand::SetFormat)
+            .map_err(|_| MetaCommandError::BadArgument {
                 command: "pset",
                 value: value.to_string(),
                 expected: "the formats are table, csv, tsv, json, ndjson and markdown",
-            }
-        }),
+            }),
         "maxrows" if !value.is_empty() => match value.parse::<usize>() {
             Ok(0) => Ok(MetaCommand::SetMaxRows(None)),
             Ok(n) => Ok(MetaCommand::SetMaxRows(Some(n))),
@@ -182,7 +185,10 @@ pub fn list_functions_sql(pattern: Option<&str>) -> String {
     let filter = match pattern {
         None => String::new(),
         Some(p) if p.contains(['*', '?']) => {
-            format!(" WHERE routine_name ILIKE {}", quote(&p.replace('*', "%").replace('?', "_")))
+            format!(
+                " WHERE routine_name ILIKE {}",
+                quote(&p.replace('*', "%").replace('?', "_"))
+            )
         }
         Some(p) => format!(" WHERE routine_name ILIKE {}", quote(&format!("%{p}%"))),
     };
@@ -216,7 +222,11 @@ pub fn function_help(state: &SessionState, name: &str) -> Option<String> {
 }
 
 fn render_documentation(doc: &Documentation) -> String {
-    let mut text = format!("\n{}\n\nSyntax:\n  {}\n", doc.description.trim(), doc.syntax_example);
+    let mut text = format!(
+        "\n{}\n\nSyntax:\n  {}\n",
+        doc.description.trim(),
+        doc.syntax_example
+    );
     if let Some(arguments) = &doc.arguments {
         text.push_str("\nArguments:\n");
         for (name, description) in arguments {
@@ -240,15 +250,24 @@ mod tests {
             MetaCommand::parse("\\d events"),
             Ok(MetaCommand::DescribeTable("events".into()))
         );
-        assert_eq!(MetaCommand::parse("\\df"), Ok(MetaCommand::ListFunctions(None)));
-        assert_eq!(MetaCommand::parse("\\timing on"), Ok(MetaCommand::Timing(Some(true))));
+        assert_eq!(
+            MetaCommand::parse("\\df"),
+            Ok(MetaCommand::ListFunctions(None))
+        );
+        assert_eq!(
+            MetaCommand::parse("\\timing on"),
+            Ok(MetaCommand::Timing(Some(true)))
+        );
         assert_eq!(MetaCommand::parse("\\x"), Ok(MetaCommand::Expanded(None)));
         assert_eq!(MetaCommand::parse("\\o"), Ok(MetaCommand::Output(None)));
         assert_eq!(
             MetaCommand::parse("\\pset format csv"),
             Ok(MetaCommand::SetFormat(Format::Csv))
         );
-        assert_eq!(MetaCommand::parse("\\pset maxrows 0"), Ok(MetaCommand::SetMaxRows(None)));
+        assert_eq!(
+            MetaCommand::parse("\\pset maxrows 0"),
+            Ok(MetaCommand::SetMaxRows(None))
+        );
         assert_eq!(MetaCommand::parse("\\q"), Ok(MetaCommand::Quit));
     }
 
@@ -262,8 +281,13 @@ mod tests {
 
     #[test]
     fn bad_arguments_say_what_is_expected() {
-        let error = MetaCommand::parse("\\pset format xml").unwrap_err().to_string();
-        assert!(error.contains("'xml'") && error.contains("markdown"), "{error}");
+        let error = MetaCommand::parse("\\pset format xml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("'xml'") && error.contains("markdown"),
+            "{error}"
+        );
         let error = MetaCommand::parse("\\h").unwrap_err().to_string();
         assert!(error.contains("a function name"), "{error}");
     }

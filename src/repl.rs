@@ -81,7 +81,10 @@ pub async fn run(runner: &mut Runner) -> Result<(), ReplError> {
         }
         let _ = editor.load_history(path);
     }
-    println!("usagelake {}: \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "usagelake {}: \\? for help, \\q to quit.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut destination = Destination::Screen(std::io::stdout());
     loop {
         let line = tokio::task::block_in_place(|| editor.readline(PROMPT));
@@ -124,7 +127,11 @@ pub async fn run(runner: &mut Runner) -> Result<(), ReplError> {
 
 /// Runs SQL until it ends or Ctrl-C arrives; on Ctrl-C the query is dropped, which cancels its
 /// tasks, and the session carries on.
-async fn run_cancellable(runner: &Runner, sql: &str, out: &mut dyn Write) -> Result<(), InputError> {
+async fn run_cancellable(
+    runner: &Runner,
+    sql: &str,
+    out: &mut dyn Write,
+) -> Result<(), InputError> {
     tokio::select! {
         result = runner.run_script(sql, out) => result.map_err(InputError::from),
         _ = tokio::signal::ctrl_c() => {
@@ -142,7 +149,12 @@ async fn run_command(
 ) -> Result<(), InputError> {
     match command {
         MetaCommand::ListTables => {
-            run_cancellable(runner, &meta_command::list_tables_sql(), destination.writer()).await?;
+            run_cancellable(
+                runner,
+                &meta_command::list_tables_sql(),
+                destination.writer(),
+            )
+            .await?;
         }
         MetaCommand::DescribeTable(name) => {
             if runner.ctx.table_exist(name.as_str()).ok() != Some(true) {

@@ -32,8 +32,10 @@ impl Spinner {
             let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
                 .with_elapsed(DELAY)
                 .with_style(
-                    ProgressStyle::with_template("{spinner} running for {elapsed} (Ctrl-C cancels)")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "{spinner} running for {elapsed} (Ctrl-C cancels)",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
             spinner.enable_steady_tick(Duration::from_millis(100));
             if let Ok(mut slot) = slot.lock() {

@@ -6,12 +6,16 @@
 //! `-c` and standard input use [`split`].
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, TokenizerError};
+use datafusion::sql::sqlparser::tokenizer::{
+    Location, Token, TokenWithSpan, Tokenizer, TokenizerError,
+};
 
 /// Errors splitting SQL text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StatementError {
-    #[error("{what} starting at line {line}, column {column} is never closed: close it, or remove the stray quote")]
+    #[error(
+        "{what} starting at line {line}, column {column} is never closed: close it, or remove the stray quote"
+    )]
     Unterminated {
         what: &'static str,
         line: u64,
@@ -134,12 +138,18 @@ mod tests {
 
     #[test]
     fn last_statement_needs_no_semicolon() {
-        assert_eq!(split("SELECT 1;\n SELECT 2 \n").unwrap(), vec!["SELECT 1", "SELECT 2"]);
+        assert_eq!(
+            split("SELECT 1;\n SELECT 2 \n").unwrap(),
+            vec!["SELECT 1", "SELECT 2"]
+        );
     }
 
     #[test]
     fn empty_and_comment_only_statements_are_skipped() {
-        assert_eq!(split(";; -- nothing\n ; SELECT 1;").unwrap(), vec!["SELECT 1"]);
+        assert_eq!(
+            split(";; -- nothing\n ; SELECT 1;").unwrap(),
+            vec!["SELECT 1"]
+        );
     }
 
     #[test]
@@ -153,7 +163,17 @@ mod tests {
     #[test]
     fn unterminated_string_is_an_error_with_its_position() {
         let error = split("SELECT 1;\nSELECT 'abc").unwrap_err();
-        assert!(matches!(error, StatementError::Unterminated { what: "a string", line: 2, .. }), "{error:?}");
+        assert!(
+            matches!(
+                error,
+                StatementError::Unterminated {
+                    what: "a string",
+                    line: 2,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

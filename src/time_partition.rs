@@ -73,7 +73,9 @@ impl TimePartitionedTable {
     fn is_time_column(&self, expr: &Expr) -> bool {
         match expr {
             Expr::Column(column) => column.name == self.time_column,
-            Expr::Cast(cast) if cast.field.data_type().is_temporal() => self.is_time_column(&cast.expr),
+            Expr::Cast(cast) if cast.field.data_type().is_temporal() => {
+                self.is_time_column(&cast.expr)
+            }
             Expr::TryCast(cast) if cast.field.data_type().is_temporal() => {
                 self.is_time_column(&cast.expr)
             }
@@ -208,6 +210,9 @@ mod tests {
     fn filters_on_other_columns_derive_nothing() {
         let table = table();
         assert_eq!(table.date_bound(&col("user_id").gt(lit(5i64))), None);
-        assert_eq!(table.date_bound(&col("ts").not_eq(ts("2024-03-02T00:00:00Z"))), None);
+        assert_eq!(
+            table.date_bound(&col("ts").not_eq(ts("2024-03-02T00:00:00Z"))),
+            None
+        );
     }
 }

@@ -32,7 +32,11 @@ fn repeated_commands_run_in_order() {
 fn sql_file_and_stdin_run_every_statement() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("q.sql");
-    std::fs::write(&file, "-- two statements\nSELECT 'a;b' AS s;\nSELECT 40 + 2 AS n;\n").unwrap();
+    std::fs::write(
+        &file,
+        "-- two statements\nSELECT 'a;b' AS s;\nSELECT 40 + 2 AS n;\n",
+    )
+    .unwrap();
     let out = run_ok(&["--lake", &lake_arg(), "-f", file.to_str().unwrap()]);
     assert_eq!(out, "s\na;b\nn\n42\n");
 
@@ -50,7 +54,10 @@ fn sql_file_and_stdin_run_every_statement() {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "seven\n7\neight\n8\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "seven\n7\neight\n8\n"
+    );
 }
 
 const NESTED: &str = "SELECT 1 AS id, [1, 2] AS list, named_struct('k', 'v', 'n', 3) AS rec, \
@@ -73,10 +80,19 @@ fn every_format_prints_lists_and_structs() {
     assert_eq!(ndjson.lines().count(), 1);
     assert!(ndjson.contains("\"list\":[1,2]"), "{ndjson}");
     let markdown = run_ok(&["--lake", &lake, "--format", "markdown", "-c", NESTED]);
-    assert!(markdown.starts_with("| id | list | rec | missing |\n"), "{markdown}");
-    assert!(markdown.contains("| 1 | [1, 2] | {k: v, n: 3} |"), "{markdown}");
+    assert!(
+        markdown.starts_with("| id | list | rec | missing |\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| 1 | [1, 2] | {k: v, n: 3} |"),
+        "{markdown}"
+    );
     let table = run_ok(&["--lake", &lake, "--format", "table", "-c", NESTED]);
-    assert!(table.contains("[1, 2]") && table.contains("{k: v, n: 3}"), "{table}");
+    assert!(
+        table.contains("[1, 2]") && table.contains("{k: v, n: 3}"),
+        "{table}"
+    );
     assert!(table.contains("NULL"), "{table}");
     assert!(table.trim_end().ends_with("1 row"), "{table}");
 }
@@ -123,8 +139,16 @@ fn a_reader_that_stops_early_is_not_an_error() {
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
     drop(stdout);
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -177,7 +201,14 @@ fn unknown_table_names_the_table() {
 
 #[test]
 fn bad_memory_limit_is_refused() {
-    let error = run_err(&["--lake", &lake_arg(), "--memory-limit", "4x", "-c", "SELECT 1"]);
+    let error = run_err(&[
+        "--lake",
+        &lake_arg(),
+        "--memory-limit",
+        "4x",
+        "-c",
+        "SELECT 1",
+    ]);
     assert!(error.contains("'4x'") && error.contains("4g"), "{error}");
 }
 

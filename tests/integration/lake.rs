@@ -90,7 +90,10 @@ fn time_range_prunes_date_partitions_in_explain() {
     // The same folder without the lake's declaration is not pruned by a time range.
     let events = format!("events={}", small_lake().join("events").display());
     let unpruned = scanned_files(lake, Some(&events), filter);
-    assert!(unpruned.iter().any(|f| f.contains("date=2024-02")), "{unpruned:?}");
+    assert!(
+        unpruned.iter().any(|f| f.contains("date=2024-02")),
+        "{unpruned:?}"
+    );
 }
 
 #[test]
@@ -147,7 +150,10 @@ fn a_column_type_conflict_names_both_files_and_the_column() {
     );
     let error = run_err(&["--lake", lake.path().to_str().unwrap(), "-c", "SELECT 1"]);
     assert!(error.contains("column 'id'"), "{error}");
-    assert!(error.contains("part-1.parquet") && error.contains("part-2.parquet"), "{error}");
+    assert!(
+        error.contains("part-1.parquet") && error.contains("part-2.parquet"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -157,7 +163,11 @@ fn a_file_that_is_not_parquet_is_named() {
         &lake.path().join("visits/good.parquet"),
         vec![("id", ints(&[1]))],
     );
-    std::fs::write(lake.path().join("visits/broken.parquet"), b"this is not parquet at all").unwrap();
+    std::fs::write(
+        lake.path().join("visits/broken.parquet"),
+        b"this is not parquet at all",
+    )
+    .unwrap();
     let error = run_err(&["--lake", lake.path().to_str().unwrap(), "-c", "SELECT 1"]);
     assert!(error.contains("visits/broken.parquet"), "{error}");
     assert!(error.contains("not a readable Parquet file"), "{error}");
@@ -192,7 +202,10 @@ fn table_option_adds_a_single_file_table() {
 #[test]
 fn a_misspelt_key_in_usagelake_toml_is_an_error_with_its_line() {
     let lake = tempfile::tempdir().unwrap();
-    write_parquet(&lake.path().join("visits/a.parquet"), vec![("id", ints(&[1]))]);
+    write_parquet(
+        &lake.path().join("visits/a.parquet"),
+        vec![("id", ints(&[1]))],
+    );
     std::fs::write(
         lake.path().join("usagelake.toml"),
         "[tables.visits]\nlocation = \"visits\"\ntime_colum = \"ts\"\n",
@@ -206,13 +219,19 @@ fn a_misspelt_key_in_usagelake_toml_is_an_error_with_its_line() {
 #[test]
 fn a_declared_time_column_must_exist() {
     let lake = tempfile::tempdir().unwrap();
-    write_parquet(&lake.path().join("visits/a.parquet"), vec![("id", ints(&[1]))]);
+    write_parquet(
+        &lake.path().join("visits/a.parquet"),
+        vec![("id", ints(&[1]))],
+    );
     std::fs::write(
         lake.path().join("usagelake.toml"),
         "[tables.visits]\nlocation = \"visits\"\ntime_column = \"ts\"\n",
     )
     .unwrap();
     let error = run_err(&["--lake", lake.path().to_str().unwrap(), "-c", "SELECT 1"]);
-    assert!(error.contains("time_column 'ts' is not a column"), "{error}");
+    assert!(
+        error.contains("time_column 'ts' is not a column"),
+        "{error}"
+    );
     assert!(error.contains("id"), "lists the columns: {error}");
 }

@@ -65,9 +65,16 @@ fn read_events(lake: &Path) -> Vec<Event> {
 }
 
 fn run_query(file: &str) -> Vec<Vec<String>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries")
+        .join(file);
     let lake = sample_lake();
-    let out = run_ok(&["--lake", lake.to_str().unwrap(), "-f", path.to_str().unwrap()]);
+    let out = run_ok(&[
+        "--lake",
+        lake.to_str().unwrap(),
+        "-f",
+        path.to_str().unwrap(),
+    ]);
     csv_rows(&out)
 }
 
@@ -93,7 +100,8 @@ fn events_per_day_matches_the_rows_of_each_day() {
 
 #[test]
 fn events_per_feature_matches_the_feature_use_rows() {
-    let mut expected: BTreeMap<String, (u64, BTreeSet<i64>, DateTime<chrono::Utc>)> = BTreeMap::new();
+    let mut expected: BTreeMap<String, (u64, BTreeSet<i64>, DateTime<chrono::Utc>)> =
+        BTreeMap::new();
     for event in read_events(&sample_lake()) {
         if event.event != "feature_use" {
             continue;

@@ -48,7 +48,8 @@ fn backslash_d_lists_and_describes_tables() {
     repl.exp_string("subscriptions").unwrap();
     repl.exp_string("5 rows").unwrap();
     repl.send_line("\\d events").unwrap();
-    repl.exp_regex(r#"ts[^\r\n]*Timestamp\([^\r\n]*"UTC"\)"#).unwrap();
+    repl.exp_regex(r#"ts[^\r\n]*Timestamp\([^\r\n]*"UTC"\)"#)
+        .unwrap();
     repl.exp_string("user_id").unwrap();
     repl.send_line("\\d nowhere").unwrap();
     repl.exp_string("no table named 'nowhere'").unwrap();
@@ -89,8 +90,10 @@ fn function_help_and_settings_commands_work() {
 #[test]
 fn ctrl_c_cancels_a_running_query_and_keeps_the_session() {
     let mut repl = start_repl("repl-cancel");
-    repl.send_line("SELECT count(*) FROM generate_series(1, 100000000000) AS t(v) WHERE v % 7 = 3;")
-        .unwrap();
+    repl.send_line(
+        "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v) WHERE v % 7 = 3;",
+    )
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     repl.send_control('c').unwrap();
     repl.exp_string("Query cancelled.").unwrap();
@@ -109,8 +112,10 @@ fn results_go_to_a_file_and_statements_come_from_one() {
     std::fs::write(&script, "SELECT 'from a file' AS origin;\n").unwrap();
     let mut repl = start_repl("repl-files");
     repl.send_line("\\pset format csv").unwrap();
-    repl.send_line(&format!("\\o {}", results.display())).unwrap();
-    repl.send_line(&format!("\\i {}", script.display())).unwrap();
+    repl.send_line(&format!("\\o {}", results.display()))
+        .unwrap();
+    repl.send_line(&format!("\\i {}", script.display()))
+        .unwrap();
     repl.send_line("SELECT 3 AS three;").unwrap();
     repl.send_line("\\o").unwrap();
     repl.send_line("SELECT 'screen' AS back;").unwrap();

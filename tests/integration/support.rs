@@ -47,14 +47,20 @@ pub(crate) fn run_err(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     let stderr = String::from_utf8(output.stderr).expect("utf-8 errors");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one-line error expected: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line error expected: {stderr}"
+    );
     assert!(stderr.starts_with("Error: "), "{stderr}");
     stderr.trim_end().to_string()
 }
 
 /// A folder under the cargo target directory for this test run.
 pub(crate) fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("usagelake-tests").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("usagelake-tests")
+        .join(name);
     std::fs::create_dir_all(&dir).expect("scratch folder");
     dir
 }
@@ -67,17 +73,32 @@ pub(crate) fn small_lake() -> &'static Path {
         let output = usagelake()
             .args(["gen", "--out"])
             .arg(&dir)
-            .args(["--users", "300", "--days", "60", "--seed", "7", "--start", "2024-01-01"])
+            .args([
+                "--users",
+                "300",
+                "--days",
+                "60",
+                "--seed",
+                "7",
+                "--start",
+                "2024-01-01",
+            ])
             .output()
             .expect("usagelake gen runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         dir
     })
 }
 
 /// The sample lake committed in the repository.
 pub(crate) fn sample_lake() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("sample")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("sample")
 }
 
 /// Parses CSV output into rows of fields.
