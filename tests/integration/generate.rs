@@ -655,9 +655,9 @@ fn usage_fades_in_the_weeks_before_an_account_churns() {
     for batch in read_batches(&lake.path().join("subscriptions.parquet")) {
         let ids = int64s(&batch, "account_id");
         let months = column::<Date32Array>(&batch, "month");
-        for row in 0..batch.num_rows() {
+        for (row, &id) in ids.iter().enumerate() {
             let month = month_number(months.value_as_date(row).expect("month date"));
-            months_paid.entry(ids[row]).or_default().insert(month);
+            months_paid.entry(id).or_default().insert(month);
         }
     }
     let last_month = month_number(NaiveDate::from_ymd_opt(2024, 12, 1).expect("date"));
