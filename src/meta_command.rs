@@ -5,8 +5,10 @@
 
 use std::path::PathBuf;
 
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::Documentation;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{DocSection, Documentation};
+use datafusion::prelude::SessionContext;
 
 use crate::output::Format;
 
@@ -180,45 +182,88 @@ pub fn describe_table_sql(table: &str) -> String {
     )
 }
 
-/// `\df [PATTERN]`: functions whose name contains the pattern (or matches it as a glob).
+/// `\df [PATTERN]`: functions whose name contains the pattern (or matches it as a glob): DataFusion's
+/// and ours from `information_schema.routines`, and our table functions, which only
+/// `usagelake_functions()` documents.
 pub fn list_functions_sql(pattern: Option<&str>) -> String {
     let filter = match pattern {
         None => String::new(),
         Some(p) if p.contains(['*', '?']) => {
             format!(
-                " WHERE routine_name ILIKE {}",
+                " WHERE name ILIKE {}",
                 quote(&p.replace('*', "%").replace('?', "_"))
             )
         }
-        Some(p) => format!(" WHERE routine_name ILIKE {}", quote(&format!("%{p}%"))),
+        Some(p) => format!(" WHERE name ILIKE {}", quote(&format!("%{p}%"))),
     };
     format!(
-        "SELECT routine_name AS name, lower(first_value(function_type)) AS kind, \
-         first_value(description) AS description FROM information_schema.routines{filter} \
-         GROUP BY routine_name ORDER BY routine_name"
+        "SELECT name, kind, description FROM (\
+         SELECT routine_name AS name, lower(first_value(function_type)) AS kind, \
+         first_value(description) AS description FROM information_schema.routines \
+         GROUP BY routine_name \
+         UNION ALL \
+         SELECT name, kind, description FROM usagelake_functions() WHERE kind = 'table'\
+         ){filter} ORDER BY name"
     )
 }
 
-/// `\h NAME`: the documentation of a scalar, aggregate or window function, as text.
-pub fn function_help(state: &SessionState, name: &str) -> Option<String> {
+/// `\h NAME`: the documentation of a function, as text: from the session's registries for scalar,
+/// aggregate and window functions, and from `usagelake_functions()` for our table functions.
+pub async fn function_help(ctx: &SessionContext, name: &str) -> Option<String> {
     let name = name.trim().to_ascii_lowercase();
+    let state = ctx.state();
     let (kind, documentation) = if let Some(f) = state.scalar_functions().get(&name) {
-        ("scalar function", f.documentation())
+        ("scalar function", f.documentation().cloned())
     } else if let Some(f) = state.aggregate_functions().get(&name) {
-        ("aggregate function", f.documentation())
+        ("aggregate function", f.documentation().cloned())
     } else if let Some(f) = state.window_functions().get(&name) {
-        ("window function", f.documentation())
+        ("window function", f.documentation().cloned())
     } else if state.table_functions().contains_key(&name) {
         ("table function", None)
     } else {
-        return None;
+        (
+            "table function",
+            table_function_documentation(ctx, &name).await?,
+        )
     };
     let mut text = format!("{name} ({kind})\n");
     match documentation {
-        Some(doc) => text.push_str(&render_documentation(doc)),
+        Some(doc) => text.push_str(&render_documentation(&doc)),
         None => text.push_str("  No documentation.\n"),
     }
     Some(text)
+}
+
+/// The documentation of one of our table functions, read back from `usagelake_functions()`.
+async fn table_function_documentation(
+    ctx: &SessionContext,
+    name: &str,
+) -> Option<Option<Documentation>> {
+    let sql = format!(
+        "SELECT description, syntax, arguments, example FROM usagelake_functions() \
+         WHERE kind = 'table' AND name = {}",
+        quote(name)
+    );
+    let batches = ctx.sql(&sql).await.ok()?.collect().await.ok()?;
+    let batch = batches.into_iter().find(|b| b.num_rows() > 0)?;
+    let column = |i: usize| -> Option<String> {
+        let text = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8).ok()?;
+        let text = text.as_string::<i32>();
+        text.is_valid(0).then(|| text.value(0).to_string())
+    };
+    let mut builder = Documentation::builder(
+        DocSection::default(),
+        column(0).unwrap_or_default(),
+        column(1).unwrap_or_default(),
+    );
+    for line in column(2).unwrap_or_default().lines() {
+        let (argument, description) = line.split_once(": ").unwrap_or((line, ""));
+        builder = builder.with_argument(argument, description);
+    }
+    if let Some(example) = column(3) {
+        builder = builder.with_sql_example(example);
+    }
+    Some(Some(builder.build()))
 }
 
 fn render_documentation(doc: &Documentation) -> String {
@@ -294,8 +339,8 @@ mod tests {
 
     #[test]
     fn function_pattern_is_a_substring_or_a_glob() {
-        assert!(list_functions_sql(Some("date")).contains("ILIKE '%date%'"));
-        assert!(list_functions_sql(Some("date_*")).contains("ILIKE 'date_%'"));
+        assert!(list_functions_sql(Some("date")).contains("name ILIKE '%date%'"));
+        assert!(list_functions_sql(Some("date_*")).contains("name ILIKE 'date_%'"));
         assert!(describe_table_sql("o'brien").contains("'o''brien'"));
     }
 }

@@ -168,7 +168,8 @@ async fn run_command(
             run_cancellable(runner, &sql, destination.writer()).await?;
         }
         MetaCommand::FunctionHelp(name) => {
-            let help = meta_command::function_help(&runner.ctx.state(), &name)
+            let help = meta_command::function_help(&runner.ctx, &name)
+                .await
                 .ok_or(InputError::UnknownFunction(name))?;
             println!("{help}");
         }

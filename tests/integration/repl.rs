@@ -69,6 +69,16 @@ fn function_help_and_settings_commands_work() {
     repl.exp_string("Syntax:").unwrap();
     repl.send_line("\\df to_time").unwrap();
     repl.exp_string("to_timestamp_seconds").unwrap();
+    repl.send_line("\\h usagelake_functions").unwrap();
+    repl.exp_string("usagelake_functions (table function)")
+        .unwrap();
+    repl.exp_string("kind: Only functions of this kind")
+        .unwrap();
+    repl.send_line("\\df usagelake").unwrap();
+    repl.exp_regex(r"usagelake_functions[^\r\n]*table[^\r\n]*Lists the functions")
+        .unwrap();
+    repl.send_line("\\h period_start").unwrap();
+    repl.exp_string("period_start (scalar function)").unwrap();
     repl.send_line("\\x on").unwrap();
     repl.exp_string("Expanded display is on.").unwrap();
     repl.send_line("SELECT 5 AS five, 6 AS six;").unwrap();

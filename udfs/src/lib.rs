@@ -5,21 +5,64 @@
 //! executor all see the same functions with the same session settings.
 
 mod options;
+mod period;
+mod period_diff;
+mod period_start;
+mod retention;
+mod table_function;
+mod usagelake_functions;
 
 pub use options::{UsagelakeOptions, WeekStart};
 
+use std::sync::Arc;
+
 use datafusion::error::Result;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
+
+use crate::table_function::{MetricTableFunction, MetricTablePlanner};
+use crate::usagelake_functions::UsagelakeFunctions;
+
+fn scalar_functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(period_start::PeriodStart::new()),
+        ScalarUDF::from(period_diff::PeriodDiff::new()),
+    ]
+}
+
+fn aggregate_functions() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::from(retention::Retention::new())]
+}
+
+/// The metric table functions, planned by [`MetricTablePlanner`] (none yet besides the listing).
+fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
+    Vec::new()
+}
 
 /// Registers the `usagelake.*` session settings and every metric function into `ctx`.
 ///
 /// Settings already present (for example set from the command line before this call) are kept.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
-    let state = ctx.state_ref();
-    let mut state = state.write();
-    let options = state.config_mut().options_mut();
-    if options.extensions.get::<UsagelakeOptions>().is_none() {
-        options.extensions.insert(UsagelakeOptions::default());
+    {
+        // Scoped: registering functions below takes the same lock.
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let options = state.config_mut().options_mut();
+        if options.extensions.get::<UsagelakeOptions>().is_none() {
+            options.extensions.insert(UsagelakeOptions::default());
+        }
     }
+    let scalars = scalar_functions();
+    let aggregates = aggregate_functions();
+    let mut tables = metric_table_functions();
+    let listing = UsagelakeFunctions::new(&scalars, &aggregates, &tables);
+    tables.push(Arc::new(listing));
+    for function in scalars {
+        ctx.register_udf(function);
+    }
+    for function in aggregates {
+        ctx.register_udaf(function);
+    }
+    ctx.register_relation_planner(Arc::new(MetricTablePlanner::new(tables)))?;
     Ok(())
 }

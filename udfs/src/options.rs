@@ -145,6 +145,9 @@ mod tests {
     fn set_rejects_unknown_key_and_lists_valid_ones() {
         let mut options = UsagelakeOptions::default();
         let error = options.set("timezone", "UTC").unwrap_err().to_string();
-        assert!(error.contains("usagelake.tz and usagelake.week_start"), "{error}");
+        assert!(
+            error.contains("usagelake.tz and usagelake.week_start"),
+            "{error}"
+        );
     }
 }

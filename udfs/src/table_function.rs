@@ -1,0 +1,334 @@
+//! Table functions of the metric library: named arguments, documentation, and planning.
+//!
+//! DataFusion 55 plans `FROM f(...)` through `TableFunctionImpl::call`, which sees positional,
+//! already-planned expressions only: `cohort_retention('events', period => 'month')` fails to plan,
+//! and under `LATERAL` the names are silently dropped. Our table functions are therefore planned by
+//! a [`RelationPlanner`] registered in the session: it sees the SQL arguments with their names,
+//! binds them to the parameters the function documents, and asks the function for a logical plan
+//! of DataFusion operators. Such plans need no custom codec to run on a distributed engine, and
+//! every front end that plans SQL through the session (REPL, Flight SQL, batch jobs, tests) gets
+//! named arguments the same way.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use datafusion::common::{DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::planner::{
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
+};
+use datafusion::logical_expr::{Documentation, Expr, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor,
+};
+
+/// A table function of ours: documented, and planned from bound arguments.
+pub(crate) trait MetricTableFunction: Debug + Send + Sync {
+    /// The SQL name.
+    fn name(&self) -> &'static str;
+
+    /// Its documentation; the `arguments` are its parameters, in positional order.
+    fn documentation(&self) -> &Documentation;
+
+    /// The logical plan of a call.
+    fn plan(
+        &self,
+        arguments: &BoundArguments,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<LogicalPlan>;
+}
+
+/// The parameter names of a documented function, in positional order.
+fn parameter_names(documentation: &Documentation) -> Vec<&str> {
+    documentation
+        .arguments
+        .iter()
+        .flatten()
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// A call's SQL arguments, each bound to the parameter it fills.
+#[derive(Debug)]
+pub(crate) struct BoundArguments {
+    function: &'static str,
+    /// Every parameter with the expression given for it, if any.
+    values: Vec<(String, Option<SqlExpr>)>,
+}
+
+impl BoundArguments {
+    /// Binds positional arguments in order, then named ones (`name => value`) by name.
+    pub(crate) fn bind(
+        function: &'static str,
+        documentation: &Documentation,
+        arguments: Vec<FunctionArg>,
+    ) -> Result<Self> {
+        let names = parameter_names(documentation);
+        let mut values: Vec<(String, Option<SqlExpr>)> =
+            names.iter().map(|n| (n.to_string(), None)).collect();
+        let mut seen_named = false;
+        for (position, argument) in arguments.into_iter().enumerate() {
+            let (name, value) = match argument {
+                FunctionArg::Unnamed(value) => (None, value),
+                FunctionArg::Named { name, arg, .. } => (Some(name.value), arg),
+                FunctionArg::ExprNamed { name, arg, .. } => match name {
+                    SqlExpr::Identifier(ident) => (Some(ident.value), arg),
+                    other => {
+                        return plan_err!(
+                            "{function}: '{other}' is not an argument name; write name => value"
+                        );
+                    }
+                },
+            };
+            let FunctionArgExpr::Expr(value) = value else {
+                return plan_err!(
+                    "{function}: argument {} must be a value, not *",
+                    position + 1
+                );
+            };
+            let slot = match name {
+                None if seen_named => {
+                    return plan_err!(
+                        "{function}: positional argument {} follows a named one; put positional \
+                         arguments first",
+                        position + 1
+                    );
+                }
+                None => values.get_mut(position).ok_or_else(|| {
+                    plan_datafusion_err!(
+                        "{function} takes at most {} arguments ({}), got more",
+                        names.len(),
+                        names.join(", ")
+                    )
+                })?,
+                Some(name) => {
+                    seen_named = true;
+                    let wanted = name.to_ascii_lowercase();
+                    values
+                        .iter_mut()
+                        .find(|(parameter, _)| *parameter == wanted)
+                        .ok_or_else(|| {
+                            plan_datafusion_err!(
+                                "{function} has no argument named '{name}': its arguments are {}",
+                                names.join(", ")
+                            )
+                        })?
+                }
+            };
+            if slot.1.is_some() {
+                return plan_err!("{function}: argument '{}' is given twice", slot.0);
+            }
+            slot.1 = Some(value);
+        }
+        Ok(Self { function, values })
+    }
+
+    /// The SQL expression given for `parameter`, if any.
+    pub(crate) fn get(&self, parameter: &str) -> Option<&SqlExpr> {
+        self.values
+            .iter()
+            .find(|(name, _)| name == parameter)
+            .and_then(|(_, value)| value.as_ref())
+    }
+
+    /// The constant value given for `parameter` (a literal, or a cast of one such as
+    /// `DATE '2024-01-01'`); an error names the parameter when it is not constant.
+    pub(crate) fn constant(
+        &self,
+        parameter: &str,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<Option<ScalarValue>> {
+        let Some(value) = self.get(parameter) else {
+            return Ok(None);
+        };
+        let expr = context.sql_to_expr(value.clone(), &DFSchema::empty())?;
+        constant_value(&expr).map(Some).ok_or_else(|| {
+            plan_datafusion_err!(
+                "{}: argument '{parameter}' must be a constant, such as a string or a number, \
+                 not {value}",
+                self.function
+            )
+        })
+    }
+
+    /// The constant string given for `parameter`.
+    pub(crate) fn string(
+        &self,
+        parameter: &str,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<Option<String>> {
+        match self.constant(parameter, context)? {
+            None | Some(ScalarValue::Null) => Ok(None),
+            Some(value) => match value.try_as_str() {
+                Some(Some(text)) => Ok(Some(text.to_string())),
+                _ => plan_err!(
+                    "{}: argument '{parameter}' must be a string, not {value}",
+                    self.function
+                ),
+            },
+        }
+    }
+}
+
+/// The value of a literal, or of a cast of a literal.
+fn constant_value(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(cast) => constant_value(&cast.expr)?
+            .cast_to(cast.field.data_type())
+            .ok(),
+        Expr::TryCast(cast) => constant_value(&cast.expr)?
+            .cast_to(cast.field.data_type())
+            .ok(),
+        Expr::Negative(inner) => constant_value(inner)?.arithmetic_negate().ok(),
+        _ => None,
+    }
+}
+
+/// Plans calls of our table functions; every other relation goes on to DataFusion's planner.
+#[derive(Debug)]
+pub(crate) struct MetricTablePlanner {
+    functions: Vec<Arc<dyn MetricTableFunction>>,
+}
+
+impl MetricTablePlanner {
+    pub(crate) fn new(functions: Vec<Arc<dyn MetricTableFunction>>) -> Self {
+        Self { functions }
+    }
+
+    fn find(&self, name: &ObjectName) -> Option<&Arc<dyn MetricTableFunction>> {
+        let [ObjectNamePart::Identifier(Ident { value, .. })] = name.0.as_slice() else {
+            return None;
+        };
+        self.functions
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(value))
+    }
+}
+
+impl RelationPlanner for MetricTablePlanner {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = &relation
+        else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let Some(function) = self.find(name) else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let arguments =
+            BoundArguments::bind(function.name(), function.documentation(), args.args.clone())?;
+        let plan = function.plan(&arguments, context)?;
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::DocSection;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn documentation() -> Documentation {
+        Documentation::builder(DocSection::default(), "test", "f(table, period, periods)")
+            .with_argument("table", "input")
+            .with_argument("period", "period")
+            .with_argument("periods", "how many")
+            .build()
+    }
+
+    fn arguments(sql: &str) -> Vec<FunctionArg> {
+        let statement = Parser::new(&GenericDialect {})
+            .try_with_sql(&format!("SELECT * FROM f({sql})"))
+            .unwrap()
+            .parse_query()
+            .unwrap();
+        let datafusion::sql::sqlparser::ast::SetExpr::Select(select) = *statement.body else {
+            panic!("a select");
+        };
+        let TableFactor::Table { args, .. } = select.from[0].relation.clone() else {
+            panic!("a table factor");
+        };
+        args.unwrap().args
+    }
+
+    fn bind(sql: &str) -> Result<BoundArguments> {
+        BoundArguments::bind("f", &documentation(), arguments(sql))
+    }
+
+    #[test]
+    fn named_arguments_bind_by_name_in_any_order() {
+        let bound = bind("'events', periods => 8, PERIOD => 'month'").unwrap();
+        assert_eq!(bound.get("table").unwrap().to_string(), "'events'");
+        assert_eq!(bound.get("period").unwrap().to_string(), "'month'");
+        assert_eq!(bound.get("periods").unwrap().to_string(), "8");
+    }
+
+    #[test]
+    fn a_name_is_never_taken_as_a_position() {
+        let bound = bind("'events', periods => 8").unwrap();
+        assert!(bound.get("period").is_none());
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_valid_ones() {
+        let error = bind("'events', perid => 'week'").unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "f has no argument named 'perid': its arguments are table, period, periods"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_argument_given_twice_is_an_error() {
+        let error = bind("'events', 'week', period => 'month'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("argument 'period' is given twice"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn positional_after_named_is_an_error() {
+        let error = bind("'events', period => 'week', 8")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("positional argument 3 follows a named one"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn too_many_positional_arguments_are_an_error() {
+        let error = bind("'events', 'week', 8, 9").unwrap_err().to_string();
+        assert!(error.contains("f takes at most 3 arguments"), "{error}");
+    }
+
+    #[test]
+    fn constants_fold_literal_casts_and_negation() {
+        assert_eq!(
+            constant_value(&Expr::Negative(Box::new(Expr::Literal(
+                ScalarValue::Int64(Some(3)),
+                None
+            )))),
+            Some(ScalarValue::Int64(Some(-3)))
+        );
+    }
+}
