@@ -4,6 +4,9 @@
 //! offers to any [`SessionContext`], so the REPL, the Flight SQL server, batch jobs and a Ballista
 //! executor all see the same functions with the same session settings.
 
+mod active_user_counts;
+mod active_users;
+mod input_provider;
 mod options;
 mod period;
 mod period_diff;
@@ -31,12 +34,15 @@ fn scalar_functions() -> Vec<ScalarUDF> {
 }
 
 fn aggregate_functions() -> Vec<AggregateUDF> {
-    vec![AggregateUDF::from(retention::Retention::new())]
+    vec![
+        AggregateUDF::from(retention::Retention::new()),
+        AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
+    ]
 }
 
-/// The metric table functions, planned by [`MetricTablePlanner`] (none yet besides the listing).
+/// The metric table functions, planned by [`MetricTablePlanner`].
 fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
-    Vec::new()
+    vec![Arc::new(active_users::ActiveUsers)]
 }
 
 /// Registers the `usagelake.*` session settings and every metric function into `ctx`.
@@ -63,6 +69,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for function in aggregates {
         ctx.register_udaf(function);
     }
-    ctx.register_relation_planner(Arc::new(MetricTablePlanner::new(tables)))?;
+    let catalogs = Arc::clone(ctx.state_ref().read().catalog_list());
+    ctx.register_relation_planner(Arc::new(MetricTablePlanner::new(tables, catalogs)))?;
     Ok(())
 }

@@ -12,15 +12,22 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use datafusion::common::{DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::catalog::CatalogProviderList;
+use datafusion::common::{Column, DFSchema, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::logical_expr::{Documentation, Expr, LogicalPlan};
+use datafusion::sql::planner::SqlToRel;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor,
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Query,
+    Statement, TableFactor, Value,
 };
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::input_provider::InputProvider;
 
 /// A table function of ours: documented, and planned from bound arguments.
 pub(crate) trait MetricTableFunction: Debug + Send + Sync {
@@ -54,6 +61,8 @@ pub(crate) struct BoundArguments {
     function: &'static str,
     /// Every parameter with the expression given for it, if any.
     values: Vec<(String, Option<SqlExpr>)>,
+    /// The session's catalogs, where input tables are found.
+    catalogs: Arc<dyn CatalogProviderList>,
 }
 
 impl BoundArguments {
@@ -62,6 +71,7 @@ impl BoundArguments {
         function: &'static str,
         documentation: &Documentation,
         arguments: Vec<FunctionArg>,
+        catalogs: Arc<dyn CatalogProviderList>,
     ) -> Result<Self> {
         let names = parameter_names(documentation);
         let mut values: Vec<(String, Option<SqlExpr>)> =
@@ -120,7 +130,11 @@ impl BoundArguments {
             }
             slot.1 = Some(value);
         }
-        Ok(Self { function, values })
+        Ok(Self {
+            function,
+            values,
+            catalogs,
+        })
     }
 
     /// The SQL expression given for `parameter`, if any.
@@ -170,6 +184,104 @@ impl BoundArguments {
     }
 }
 
+impl BoundArguments {
+    /// Plans the input relation given for `parameter`: a table or view name (quoted or bare), or a
+    /// query in a string starting with SELECT or WITH. A table function cannot see the CTEs of the
+    /// statement around it, so a query string is the way to pass a filtered input.
+    pub(crate) fn input(
+        &self,
+        parameter: &str,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<LogicalPlan> {
+        let not_a_relation = |other: &dyn std::fmt::Display| {
+            plan_datafusion_err!(
+                "{}: argument '{parameter}' must name a table or hold a query, not {other}",
+                self.function
+            )
+        };
+        let query = match self.get(parameter) {
+            None => {
+                return plan_err!(
+                    "{}: argument '{parameter}' is required: a table name such as 'events', or a \
+                     query such as 'SELECT * FROM events WHERE plan = ''pro'''",
+                    self.function
+                );
+            }
+            Some(SqlExpr::Identifier(ident)) => {
+                self.parse_query(parameter, &format!("SELECT * FROM {ident}"))?
+            }
+            Some(SqlExpr::CompoundIdentifier(idents)) => {
+                let name = ObjectName::from(idents.clone());
+                self.parse_query(parameter, &format!("SELECT * FROM {name}"))?
+            }
+            Some(SqlExpr::Value(value)) => match &value.value {
+                Value::SingleQuotedString(text) => {
+                    let first_word = text.split_whitespace().next().unwrap_or_default();
+                    if first_word.eq_ignore_ascii_case("select")
+                        || first_word.eq_ignore_ascii_case("with")
+                    {
+                        self.parse_query(parameter, text)?
+                    } else {
+                        self.parse_query(parameter, &format!("SELECT * FROM {text}"))?
+                    }
+                }
+                other => return Err(not_a_relation(other)),
+            },
+            Some(other) => return Err(not_a_relation(other)),
+        };
+        let provider = InputProvider {
+            session: context.context_provider(),
+            catalogs: &self.catalogs,
+        };
+        SqlToRel::new(&provider).sql_statement_to_plan(Statement::Query(query))
+    }
+
+    fn parse_query(&self, parameter: &str, sql: &str) -> Result<Box<Query>> {
+        Parser::new(&GenericDialect {})
+            .try_with_sql(sql)
+            .and_then(|mut parser| parser.parse_query())
+            .map_err(|e| {
+                plan_datafusion_err!(
+                    "{}: argument '{parameter}' is neither a table name nor a query \
+                     (SELECT ... or WITH ...): {e}",
+                    self.function
+                )
+            })
+    }
+
+    /// The input column given for `parameter` (a string or a bare name), or `default`; an error
+    /// lists the input's columns when there is no such column.
+    pub(crate) fn column(
+        &self,
+        parameter: &str,
+        default: &str,
+        input: &LogicalPlan,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<Column> {
+        let name = match self.get(parameter) {
+            Some(SqlExpr::Identifier(ident)) => context.normalize_ident(ident.clone()),
+            Some(_) => self
+                .string(parameter, context)?
+                .unwrap_or_else(|| default.to_string()),
+            None => default.to_string(),
+        };
+        let schema = input.schema();
+        match schema.qualified_field_with_unqualified_name(&name) {
+            Ok((qualifier, field)) => Ok(Column::new(qualifier.cloned(), field.name())),
+            Err(_) => plan_err!(
+                "{}: argument '{parameter}': the input has no column '{name}'; its columns are {}",
+                self.function,
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
 /// The value of a literal, or of a cast of a literal.
 fn constant_value(expr: &Expr) -> Option<ScalarValue> {
     match expr {
@@ -189,11 +301,18 @@ fn constant_value(expr: &Expr) -> Option<ScalarValue> {
 #[derive(Debug)]
 pub(crate) struct MetricTablePlanner {
     functions: Vec<Arc<dyn MetricTableFunction>>,
+    catalogs: Arc<dyn CatalogProviderList>,
 }
 
 impl MetricTablePlanner {
-    pub(crate) fn new(functions: Vec<Arc<dyn MetricTableFunction>>) -> Self {
-        Self { functions }
+    pub(crate) fn new(
+        functions: Vec<Arc<dyn MetricTableFunction>>,
+        catalogs: Arc<dyn CatalogProviderList>,
+    ) -> Self {
+        Self {
+            functions,
+            catalogs,
+        }
     }
 
     fn find(&self, name: &ObjectName) -> Option<&Arc<dyn MetricTableFunction>> {
@@ -224,8 +343,12 @@ impl RelationPlanner for MetricTablePlanner {
         let Some(function) = self.find(name) else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let arguments =
-            BoundArguments::bind(function.name(), function.documentation(), args.args.clone())?;
+        let arguments = BoundArguments::bind(
+            function.name(),
+            function.documentation(),
+            args.args.clone(),
+            Arc::clone(&self.catalogs),
+        )?;
         let plan = function.plan(&arguments, context)?;
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
@@ -238,8 +361,6 @@ impl RelationPlanner for MetricTablePlanner {
 mod tests {
     use super::*;
     use datafusion::logical_expr::DocSection;
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn documentation() -> Documentation {
         Documentation::builder(DocSection::default(), "test", "f(table, period, periods)")
@@ -265,7 +386,8 @@ mod tests {
     }
 
     fn bind(sql: &str) -> Result<BoundArguments> {
-        BoundArguments::bind("f", &documentation(), arguments(sql))
+        let catalogs = Arc::new(datafusion::catalog::MemoryCatalogProviderList::new());
+        BoundArguments::bind("f", &documentation(), arguments(sql), catalogs)
     }
 
     #[test]
