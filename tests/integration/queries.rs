@@ -154,3 +154,37 @@ fn signups_per_week_counts_each_users_signup_in_its_monday_week() {
         .collect();
     assert_eq!(rows[1..].to_vec(), expected);
 }
+
+#[test]
+fn stickiness_matches_daily_and_monthly_actives_counted_from_the_rows() {
+    let mut active_days: BTreeMap<NaiveDate, BTreeSet<i64>> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        active_days
+            .entry(event.ts.date_naive())
+            .or_default()
+            .insert(event.user_id);
+    }
+    let first = *active_days.keys().next().unwrap();
+    let last = *active_days.keys().last().unwrap();
+    let actors_between = |from: NaiveDate, to: NaiveDate| -> usize {
+        active_days
+            .range(from..=to)
+            .flat_map(|(_, users)| users)
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let rows = run_query("stickiness.sql");
+    assert_eq!(rows[0], vec!["day", "dau", "wau", "mau", "dau_mau"]);
+    let mut day = first;
+    for row in &rows[1..] {
+        let dau = active_days.get(&day).map_or(0, BTreeSet::len);
+        let wau = actors_between(day - Duration::days(6), day);
+        let mau = actors_between(day - Duration::days(29), day);
+        assert_eq!(row[0], day.to_string());
+        assert_eq!(row[1..4], [dau.to_string(), wau.to_string(), mau.to_string()], "{day}");
+        let dau_mau: f64 = row[4].parse().unwrap();
+        assert!((dau_mau - dau as f64 / mau as f64).abs() < 1e-12, "{day}");
+        day += Duration::days(1);
+    }
+    assert_eq!(day - Duration::days(1), last, "every day up to the last with data");
+}

@@ -53,8 +53,9 @@ fn documentation() -> &'static Documentation {
              starts later, the days that exist), `dau_mau` and `dau_wau` the ratios (NULL when \
              the denominator is 0). Days are local calendar days in `tz`. Every day of the range \
              is reported, days without activity included. Columns: [segment,] day DATE, dau, wau, \
-             mau BIGINT, dau_mau, dau_wau DOUBLE, ordered by segment and day. Exact counts, in \
-             time linear in the distinct (actor, day) pairs.",
+             mau BIGINT, dau_mau, dau_wau DOUBLE. Days come in order within a segment; add ORDER \
+             BY to order the segments. Exact counts, in time linear in the distinct (actor, day) \
+             pairs.",
             "active_users(table [, actor [, ts [, since [, until [, segment [, tz]]]]]])",
         )
         .with_argument(
@@ -167,12 +168,6 @@ impl MetricTableFunction for ActiveUsers {
                 .into_iter()
                 .map(|field| get_field(col("counts"), field).alias(field)),
         );
-        let order = segment_columns
-            .iter()
-            .cloned()
-            .chain([col("day")])
-            .map(|e| e.sort(true, true))
-            .collect::<Vec<_>>();
         LogicalPlanBuilder::from(input)
             .filter(filter)?
             .aggregate(
@@ -182,7 +177,8 @@ impl MetricTableFunction for ActiveUsers {
             .aggregate(segment_columns, vec![counts.alias("counts")])?
             .unnest_column("counts")?
             .project(output)?
-            .sort(order)?
+            // No sort: DataFusion drops an ORDER BY inside a FROM item, and the fold already emits
+            // each segment's days in order.
             .build()
     }
 }
