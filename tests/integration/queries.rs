@@ -181,10 +181,174 @@ fn stickiness_matches_daily_and_monthly_actives_counted_from_the_rows() {
         let wau = actors_between(day - Duration::days(6), day);
         let mau = actors_between(day - Duration::days(29), day);
         assert_eq!(row[0], day.to_string());
-        assert_eq!(row[1..4], [dau.to_string(), wau.to_string(), mau.to_string()], "{day}");
+        assert_eq!(
+            row[1..4],
+            [dau.to_string(), wau.to_string(), mau.to_string()],
+            "{day}"
+        );
         let dau_mau: f64 = row[4].parse().unwrap();
         assert!((dau_mau - dau as f64 / mau as f64).abs() < 1e-12, "{day}");
         day += Duration::days(1);
     }
-    assert_eq!(day - Duration::days(1), last, "every day up to the last with data");
+    assert_eq!(
+        day - Duration::days(1),
+        last,
+        "every day up to the last with data"
+    );
+}
+
+#[test]
+fn usage_frequency_matches_active_days_counted_from_the_rows() {
+    let mut user_days: BTreeMap<i64, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        user_days
+            .entry(event.user_id)
+            .or_default()
+            .insert(event.ts.date_naive());
+    }
+    // As of the last day with data: a 28-day window and a 90-day look-back, both ending on it.
+    let as_of = user_days.values().flatten().max().copied().unwrap();
+    let window_start = as_of - Duration::days(27);
+    let lookback_start = as_of - Duration::days(89);
+    let mut actors = [0u64; 29];
+    for days in user_days.values() {
+        if days.range(lookback_start..=as_of).next().is_some() {
+            actors[days.range(window_start..=as_of).count()] += 1;
+        }
+    }
+    let total: u64 = actors.iter().sum();
+    assert!(actors[0] > 0 && total > actors[0], "{actors:?}");
+
+    let rows = run_query("usage_frequency.sql");
+    assert_eq!(
+        rows[0],
+        vec!["days_active", "actors", "share", "cumulative_share", "band"]
+    );
+    assert_eq!(rows.len() - 1, 29);
+    let mut at_least = total;
+    for (days_active, row) in rows[1..].iter().enumerate() {
+        let band = match days_active {
+            0 => "forgettable",
+            1..=3 => "monthly",
+            4..=19 => "weekly",
+            _ => "daily",
+        };
+        let share = actors[days_active] as f64 / total as f64;
+        let cumulative_share = at_least as f64 / total as f64;
+        assert_eq!(row[0], days_active.to_string());
+        assert_eq!(row[1], actors[days_active].to_string(), "{days_active}");
+        assert_eq!(row[2].parse::<f64>().unwrap(), share, "{days_active}");
+        assert_eq!(
+            row[3].parse::<f64>().unwrap(),
+            cumulative_share,
+            "{days_active}"
+        );
+        assert_eq!(row[4], band, "{days_active}");
+        at_least -= actors[days_active];
+    }
+}
+
+#[test]
+fn usage_frequency_as_of_scans_only_the_look_back_partitions() {
+    let lake = sample_lake();
+    let lake = lake.to_str().unwrap();
+    let call = "usage_frequency('events', as_of => DATE '2024-06-30')";
+    let explain = run_ok(&[
+        "--lake",
+        lake,
+        "--max-rows",
+        "0",
+        "-c",
+        &format!("EXPLAIN VERBOSE SELECT * FROM {call}"),
+    ]);
+    // The verbose plan lists every file the scan opens.
+    let plan = csv_rows(&explain)
+        .into_iter()
+        .find(|row| row[0] == "physical_plan")
+        .expect("a physical plan")[1]
+        .clone();
+    let scanned: BTreeSet<NaiveDate> = plan
+        .split("date=")
+        .skip(1)
+        .map(|rest| NaiveDate::parse_from_str(&rest[..10], "%Y-%m-%d").unwrap())
+        .collect();
+    // The 90 UTC days ending on 2024-06-30: from 2024-04-02.
+    let first = NaiveDate::from_ymd_opt(2024, 4, 2).unwrap();
+    let expected: BTreeSet<NaiveDate> = first.iter_days().take(90).collect();
+    assert_eq!(scanned, expected);
+
+    // Reading only the look-back changes nothing: the same rows as a query of the events up to
+    // that day, where the default as_of is that day.
+    let sql = |call: &str| format!("SELECT * FROM {call} ORDER BY days_active");
+    let given = run_ok(&["--lake", lake, "-c", &sql(call)]);
+    let found = run_ok(&[
+        "--lake",
+        lake,
+        "-c",
+        &sql("usage_frequency('SELECT * FROM events WHERE date <= DATE ''2024-06-30''')"),
+    ]);
+    assert_eq!(given, found);
+}
+
+#[test]
+fn lifecycle_matches_weekly_statuses_counted_from_the_rows() {
+    let events = read_events(&sample_lake());
+    let monday = |ts: DateTime<chrono::Utc>| {
+        let day = ts.date_naive();
+        day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
+    };
+    let mut user_weeks: BTreeMap<i64, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for event in &events {
+        user_weeks
+            .entry(event.user_id)
+            .or_default()
+            .insert(monday(event.ts));
+    }
+    let last_event = events.iter().map(|event| event.ts).max().unwrap();
+    let all_weeks: BTreeSet<NaiveDate> = user_weeks.values().flatten().copied().collect();
+    let (first, last) = (*all_weeks.first().unwrap(), *all_weeks.last().unwrap());
+
+    let rows = run_query("lifecycle.sql");
+    assert_eq!(rows[0], vec!["week", "status", "users", "period_complete"]);
+    let mut expected = Vec::new();
+    let mut week = first;
+    while week <= last {
+        let previous = week - Duration::days(7);
+        // new, returning, resurrecting, dormant
+        let mut counts = [0i64; 4];
+        for weeks in user_weeks.values() {
+            let (now, before) = (weeks.contains(&week), weeks.contains(&previous));
+            match (now, before) {
+                (true, _) if weeks.first() == Some(&week) => counts[0] += 1,
+                (true, true) => counts[1] += 1,
+                (true, false) => counts[2] += 1,
+                (false, true) => counts[3] -= 1,
+                (false, false) => {}
+            }
+        }
+        let end = (week + Duration::days(7))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let complete = end <= last_event;
+        for (status, count) in ["new", "returning", "resurrecting", "dormant"]
+            .into_iter()
+            .zip(counts)
+        {
+            expected.push(vec![
+                week.to_string(),
+                status.to_string(),
+                count.to_string(),
+                complete.to_string(),
+            ]);
+        }
+        week += Duration::days(7);
+    }
+    assert!(
+        expected
+            .iter()
+            .any(|row| row[1] == "resurrecting" && row[2] != "0"),
+        "the sample lake has resurrected users"
+    );
+    assert_eq!(rows[1..].to_vec(), expected);
 }

@@ -7,12 +7,17 @@
 mod active_user_counts;
 mod active_users;
 mod input_provider;
+mod lifecycle;
+mod lifecycle_counts;
 mod options;
 mod period;
 mod period_diff;
 mod period_start;
 mod retention;
 mod table_function;
+mod time_arguments;
+mod usage_frequency;
+mod usage_frequency_counts;
 mod usagelake_functions;
 
 pub use options::{UsagelakeOptions, WeekStart};
@@ -37,12 +42,18 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::from(retention::Retention::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
+        AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
+        AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
     ]
 }
 
 /// The metric table functions, planned by [`MetricTablePlanner`].
 fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
-    vec![Arc::new(active_users::ActiveUsers)]
+    vec![
+        Arc::new(active_users::ActiveUsers),
+        Arc::new(lifecycle::Lifecycle),
+        Arc::new(usage_frequency::UsageFrequency),
+    ]
 }
 
 /// Registers the `usagelake.*` session settings and every metric function into `ctx`.

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::common::{Column, DFSchema, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
+use datafusion::functions_aggregate::expr_fn::min;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
-use datafusion::logical_expr::{Documentation, Expr, LogicalPlan};
+use datafusion::logical_expr::{Documentation, Expr, LogicalPlan, LogicalPlanBuilder, col};
 use datafusion::sql::planner::SqlToRel;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Query,
@@ -295,6 +296,60 @@ fn constant_value(expr: &Expr) -> Option<ScalarValue> {
         Expr::Negative(inner) => constant_value(inner)?.arithmetic_negate().ok(),
         _ => None,
     }
+}
+
+/// The column that holds one folded item after [`fold_segments`].
+pub(crate) const FOLDED: &str = "folded";
+
+/// Folds each segment's rows with `fold`, an aggregate call returning a list, and unnests the list
+/// into rows of [`FOLDED`], with the segment columns (unqualified, under their own names) beside it.
+///
+/// The segment values come from `min(segment)` rather than from the GROUP BY key: DataFusion 55's
+/// Unnest keeps the functional dependencies of its input, so a group key would still pass for
+/// unique after unnesting, and the optimizer would then drop every ORDER BY key that follows it
+/// (`ORDER BY plan, day` would sort by plan alone).
+pub(crate) fn fold_segments(
+    builder: LogicalPlanBuilder,
+    segments: &[Column],
+    fold: Expr,
+) -> Result<LogicalPlanBuilder> {
+    let hidden = |index: usize| format!("__usagelake_segment_{index}");
+    let keys: Vec<Expr> = segments.iter().cloned().map(Expr::Column).collect();
+    let mut aggregates = vec![fold.alias(FOLDED)];
+    aggregates.extend(
+        segments
+            .iter()
+            .enumerate()
+            .map(|(index, segment)| min(Expr::Column(segment.clone())).alias(hidden(index))),
+    );
+    let mut columns: Vec<Expr> = segments
+        .iter()
+        .enumerate()
+        .map(|(index, segment)| col(hidden(index)).alias(&segment.name))
+        .collect();
+    columns.push(col(FOLDED));
+    builder
+        .aggregate(keys, aggregates)?
+        .project(columns)?
+        .unnest_column(FOLDED)
+}
+
+/// The segment columns as they come out of [`fold_segments`].
+pub(crate) fn folded_segments(segments: &[Column]) -> Vec<Expr> {
+    segments
+        .iter()
+        .map(|segment| Expr::Column(Column::from_name(&segment.name)))
+        .collect()
+}
+
+/// Sorts the rows of a table function's plan by `keys`.
+pub(crate) fn in_order(builder: LogicalPlanBuilder, keys: Vec<Expr>) -> Result<LogicalPlanBuilder> {
+    builder
+        .sort(keys.into_iter().map(|key| key.sort(true, true)))?
+        // DataFusion's SQL planner drops a Sort from a planned relation unless a Limit is above it
+        // (`enable_subquery_sort_elimination`). An unbounded Limit keeps the documented order; the
+        // optimizer removes the Limit itself.
+        .limit(0, None)
 }
 
 /// Plans calls of our table functions; every other relation goes on to DataFusion's planner.
