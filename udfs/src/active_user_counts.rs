@@ -15,20 +15,22 @@ use std::mem::size_of_val;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, ListArray, StructArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StructArray,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
+
+use crate::fold::{date_at, list_of, report, set_bound, state_field, widen};
+
+const NAME: &str = "active_user_counts";
 
 /// Days in the weekly and monthly windows, the day itself included.
 const WEEK_DAYS: i32 = 7;
@@ -87,13 +89,9 @@ fn day_fields() -> Fields {
     ])
 }
 
-fn list_of(data_type: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(data_type, true)))
-}
-
 impl AggregateUDFImpl for ActiveUserCounts {
     fn name(&self) -> &str {
-        "active_user_counts"
+        NAME
     }
 
     fn signature(&self) -> &Signature {
@@ -120,13 +118,7 @@ impl AggregateUDFImpl for ActiveUserCounts {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |name: &str, data_type: DataType| -> FieldRef {
-            Arc::new(Field::new(
-                format_state_name(args.name, name),
-                data_type,
-                true,
-            ))
-        };
+        let field = |name: &str, data_type| state_field(&args, name, data_type);
         Ok(vec![
             field("base", DataType::Int32),
             field("dau_diff", list_of(DataType::Int64)),
@@ -192,10 +184,7 @@ impl ActiveUserCountsAccumulator {
         days.sort_unstable();
         days.dedup();
         let (first, last) = (days[0], days[days.len() - 1]);
-        self.seen = Some(match self.seen {
-            Some((low, high)) => (low.min(first), high.max(last)),
-            None => (first, last),
-        });
+        self.seen = widen(self.seen, first, last);
         // One past the end of the longest window.
         self.cover(first, last + MONTH_DAYS);
         for (counter, window) in WINDOWS.iter().enumerate() {
@@ -221,19 +210,6 @@ impl ActiveUserCountsAccumulator {
         let diff = &mut self.diffs[counter];
         diff[(start - self.base) as usize] += 1;
         diff[(end - self.base) as usize] -= 1;
-    }
-
-    fn set_bound(bound: &mut Option<i32>, value: Option<i32>, name: &str) -> Result<()> {
-        match (*bound, value) {
-            (Some(old), Some(new)) if old != new => {
-                exec_err!("active_user_counts: {name} must be the same for every row of a group")
-            }
-            (None, Some(new)) => {
-                *bound = Some(new);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 
     /// The report's days, `first..end`.
@@ -267,27 +243,18 @@ fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
     (denominator != 0).then(|| numerator as f64 / denominator as f64)
 }
 
-fn date_bound(array: &ArrayRef, row: usize) -> Option<i32> {
-    match array.data_type() {
-        DataType::Date32 => {
-            let dates = array.as_primitive::<Date32Type>();
-            dates.is_valid(row).then(|| dates.value(row))
-        }
-        _ => None,
-    }
-}
-
 impl Accumulator for ActiveUserCountsAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let lists = values[0].as_list::<i32>();
         let mut days = Vec::new();
         for row in 0..lists.len() {
-            Self::set_bound(
+            set_bound(
+                NAME,
                 &mut self.first_day,
-                date_bound(&values[1], row),
+                date_at(&values[1], row),
                 "first_day",
             )?;
-            Self::set_bound(&mut self.end_day, date_bound(&values[2], row), "end_day")?;
+            set_bound(NAME, &mut self.end_day, date_at(&values[2], row), "end_day")?;
             if lists.is_null(row) {
                 continue;
             }
@@ -327,12 +294,14 @@ impl Accumulator for ActiveUserCountsAccumulator {
         let (bases, first_seen, last_seen) = (int32(0), int32(4), int32(5));
         let (first_days, end_days) = (int32(6), int32(7));
         for row in 0..bases.len() {
-            Self::set_bound(
+            set_bound(
+                NAME,
                 &mut self.first_day,
                 first_days.is_valid(row).then(|| first_days.value(row)),
                 "first_day",
             )?;
-            Self::set_bound(
+            set_bound(
+                NAME,
                 &mut self.end_day,
                 end_days.is_valid(row).then(|| end_days.value(row)),
                 "end_day",
@@ -341,10 +310,7 @@ impl Accumulator for ActiveUserCountsAccumulator {
                 continue;
             }
             let (low, high) = (first_seen.value(row), last_seen.value(row));
-            self.seen = Some(match self.seen {
-                Some((l, h)) => (l.min(low), h.max(high)),
-                None => (low, high),
-            });
+            self.seen = widen(self.seen, low, high);
             let base = bases.value(row);
             let other: Vec<ArrayRef> = (1..=COUNTERS)
                 .map(|i| states[i].as_list::<i32>().value(row))
@@ -383,13 +349,7 @@ impl Accumulator for ActiveUserCountsAccumulator {
             )),
         ];
         let days = StructArray::try_new(day_fields(), columns, None)?;
-        let list = ListArray::try_new(
-            Arc::new(Field::new_list_field(days.data_type().clone(), true)),
-            OffsetBuffer::from_lengths([days.len()]),
-            Arc::new(days),
-            None,
-        )?;
-        Ok(ScalarValue::List(Arc::new(list)))
+        report(days)
     }
 
     fn size(&self) -> usize {

@@ -6,6 +6,7 @@
 
 mod active_user_counts;
 mod active_users;
+mod fold;
 mod input_provider;
 mod lifecycle;
 mod lifecycle_counts;

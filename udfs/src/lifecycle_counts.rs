@@ -19,21 +19,20 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Months, NaiveDate};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Int64Array, ListArray, StringArray,
-    StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Int64Array, StringArray, StructArray,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
 use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
+
+use crate::fold::{date_at, list_of, report, set_bound, state_field, widen};
 
 use crate::period::Period;
 
@@ -142,10 +141,6 @@ fn row_fields() -> Fields {
     ])
 }
 
-fn list_of(data_type: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(data_type, true)))
-}
-
 impl AggregateUDFImpl for LifecycleCounts {
     fn name(&self) -> &str {
         NAME
@@ -180,13 +175,7 @@ impl AggregateUDFImpl for LifecycleCounts {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |name: &str, data_type: DataType| -> FieldRef {
-            Arc::new(Field::new(
-                format_state_name(args.name, name),
-                data_type,
-                true,
-            ))
-        };
+        let field = |name: &str, data_type| state_field(&args, name, data_type);
         Ok(vec![
             field("period", DataType::Utf8),
             field("starts", list_of(DataType::Int32)),
@@ -221,41 +210,6 @@ struct LifecycleAccumulator {
     first_period: Option<i32>,
     end_day: Option<i32>,
     complete_until: Option<i32>,
-}
-
-/// Sets a bound that every row must give alike.
-fn set_bound<T: PartialEq + Copy>(
-    bound: &mut Option<T>,
-    value: Option<T>,
-    name: &str,
-) -> Result<()> {
-    match (*bound, value) {
-        (Some(old), Some(new)) if old != new => {
-            exec_err!("{NAME}: {name} must be the same for every row of a group")
-        }
-        (None, Some(new)) => {
-            *bound = Some(new);
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn widen(seen: Option<(i32, i32)>, low: i32, high: i32) -> Option<(i32, i32)> {
-    Some(match seen {
-        Some((l, h)) => (l.min(low), h.max(high)),
-        None => (low, high),
-    })
-}
-
-fn date_at(array: &ArrayRef, row: usize) -> Option<i32> {
-    match array.data_type() {
-        DataType::Date32 => {
-            let dates = array.as_primitive::<Date32Type>();
-            dates.is_valid(row).then(|| dates.value(row))
-        }
-        _ => None,
-    }
 }
 
 fn int32_at(array: &ArrayRef, row: usize) -> Option<i32> {
@@ -339,15 +293,17 @@ impl Accumulator for LifecycleAccumulator {
         for row in 0..lists.len() {
             if period_names.is_valid(row) {
                 let period = parse_period(period_names.value(row))?;
-                set_bound(&mut self.period, Some(period), "period")?;
+                set_bound(NAME, &mut self.period, Some(period), "period")?;
             }
             set_bound(
+                NAME,
                 &mut self.first_period,
                 date_at(&values[3], row),
                 "first_period",
             )?;
-            set_bound(&mut self.end_day, date_at(&values[4], row), "end_day")?;
+            set_bound(NAME, &mut self.end_day, date_at(&values[4], row), "end_day")?;
             set_bound(
+                NAME,
                 &mut self.complete_until,
                 date_at(&values[5], row),
                 "complete_until",
@@ -404,15 +360,22 @@ impl Accumulator for LifecycleAccumulator {
         for row in 0..period_names.len() {
             if period_names.is_valid(row) {
                 let period = parse_period(period_names.value(row))?;
-                set_bound(&mut self.period, Some(period), "period")?;
+                set_bound(NAME, &mut self.period, Some(period), "period")?;
             }
             set_bound(
+                NAME,
                 &mut self.first_period,
                 int32_at(&states[9], row),
                 "first_period",
             )?;
-            set_bound(&mut self.end_day, int32_at(&states[10], row), "end_day")?;
             set_bound(
+                NAME,
+                &mut self.end_day,
+                int32_at(&states[10], row),
+                "end_day",
+            )?;
+            set_bound(
+                NAME,
                 &mut self.complete_until,
                 int32_at(&states[11], row),
                 "complete_until",
@@ -473,13 +436,7 @@ impl Accumulator for LifecycleAccumulator {
             Arc::new(BooleanArray::from(complete)),
         ];
         let rows = StructArray::try_new(row_fields(), columns, None)?;
-        let list = ListArray::try_new(
-            Arc::new(Field::new_list_field(rows.data_type().clone(), true)),
-            OffsetBuffer::from_lengths([rows.len()]),
-            Arc::new(rows),
-            None,
-        )?;
-        Ok(ScalarValue::List(Arc::new(list)))
+        report(rows)
     }
 
     fn size(&self) -> usize {

@@ -23,10 +23,8 @@ use std::mem::size_of_val;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, ListArray, StringArray,
-    StructArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, StringArray, StructArray,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
@@ -34,11 +32,12 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
+
+use crate::fold::{list_of, report, state_field};
 
 use crate::period::arguments::Stage;
 
@@ -149,10 +148,6 @@ fn row_fields() -> Fields {
     ])
 }
 
-fn list_of(data_type: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(data_type, true)))
-}
-
 impl AggregateUDFImpl for UsageFrequencyCounts {
     fn name(&self) -> &str {
         NAME
@@ -183,13 +178,7 @@ impl AggregateUDFImpl for UsageFrequencyCounts {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |name: &str, data_type: DataType| -> FieldRef {
-            Arc::new(Field::new(
-                format_state_name(args.name, name),
-                data_type,
-                true,
-            ))
-        };
+        let field = |name: &str, data_type| state_field(&args, name, data_type);
         Ok(vec![
             field("as_of", DataType::Int32),
             field("window_days", DataType::Int32),
@@ -399,13 +388,7 @@ impl Accumulator for UsageFrequencyAccumulator {
             )),
         ];
         let histogram = StructArray::try_new(row_fields(), columns, None)?;
-        let list = ListArray::try_new(
-            Arc::new(Field::new_list_field(histogram.data_type().clone(), true)),
-            OffsetBuffer::from_lengths([histogram.len()]),
-            Arc::new(histogram),
-            None,
-        )?;
-        Ok(ScalarValue::List(Arc::new(list)))
+        report(histogram)
     }
 
     fn size(&self) -> usize {

@@ -1,0 +1,76 @@
+//! What the fold aggregates of the table functions share (`active_user_counts`, `lifecycle_counts`,
+//! `usage_frequency_counts`): each takes one row per actor, keeps a mergeable state, and returns
+//! its whole report as one list of structs that the table function unnests into rows.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef};
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::function::StateFieldsArgs;
+use datafusion::logical_expr::utils::format_state_name;
+
+/// A list of nullable `data_type` items.
+pub(crate) fn list_of(data_type: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(data_type, true)))
+}
+
+/// A nullable state field of the aggregate named in `args`.
+pub(crate) fn state_field(args: &StateFieldsArgs, name: &str, data_type: DataType) -> FieldRef {
+    Arc::new(Field::new(
+        format_state_name(args.name, name),
+        data_type,
+        true,
+    ))
+}
+
+/// The report rows as the aggregate's value: one list holding them all.
+pub(crate) fn report(rows: StructArray) -> Result<ScalarValue> {
+    let list = ListArray::try_new(
+        Arc::new(Field::new_list_field(rows.data_type().clone(), true)),
+        OffsetBuffer::from_lengths([rows.len()]),
+        Arc::new(rows),
+        None,
+    )?;
+    Ok(ScalarValue::List(Arc::new(list)))
+}
+
+/// The DATE at `row`, or `None` for NULL (and for a NULL-typed constant argument).
+pub(crate) fn date_at(array: &ArrayRef, row: usize) -> Option<i32> {
+    match array.data_type() {
+        DataType::Date32 => {
+            let dates = array.as_primitive::<Date32Type>();
+            dates.is_valid(row).then(|| dates.value(row))
+        }
+        _ => None,
+    }
+}
+
+/// Records a bound that every row of a group must give alike (a constant argument of the call).
+pub(crate) fn set_bound<T: PartialEq + Copy>(
+    function: &str,
+    bound: &mut Option<T>,
+    value: Option<T>,
+    name: &str,
+) -> Result<()> {
+    match (*bound, value) {
+        (Some(old), Some(new)) if old != new => {
+            exec_err!("{function}: {name} must be the same for every row of a group")
+        }
+        (None, Some(new)) => {
+            *bound = Some(new);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The range `seen` grown to hold `low..=high`.
+pub(crate) fn widen(seen: Option<(i32, i32)>, low: i32, high: i32) -> Option<(i32, i32)> {
+    Some(match seen {
+        Some((l, h)) => (l.min(low), h.max(high)),
+        None => (low, high),
+    })
+}
