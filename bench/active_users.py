@@ -17,7 +17,7 @@ import time
 import duckdb
 
 USAGELAKE_SQL = "SELECT day, dau, wau, mau FROM active_users('events') ORDER BY day"
-BARE_SCAN_SQL = "SELECT max(ts), max(user_id) FROM events"
+BARE_SCAN_SQL = "SELECT sum(user_id), sum(CAST(ts AS BIGINT)) FROM events"
 
 # Linear in the distinct (user, day) pairs: each active day opens windows that end at the next
 # active day or after 1, 7 or 30 days, whichever is first; a running sum of the openings and
@@ -26,17 +26,19 @@ DUCKDB_SQL = """
 WITH d AS (SELECT DISTINCT user_id, CAST(ts AS DATE) AS day FROM read_parquet('{events}')),
 s AS (SELECT day, lead(day) OVER (PARTITION BY user_id ORDER BY day) AS next FROM d),
 deltas AS (
-  SELECT day AS at, 1 AS dau, 1 AS wau, 1 AS mau FROM s
+  SELECT day AS moment, 1 AS dau, 1 AS wau, 1 AS mau FROM s
   UNION ALL SELECT day + 1, -1, 0, 0 FROM s
   UNION ALL SELECT least(day + 7, coalesce(next, day + 7)), 0, -1, 0 FROM s
   UNION ALL SELECT least(day + 30, coalesce(next, day + 30)), 0, 0, -1 FROM s
 ),
-steps AS (SELECT at, sum(dau) AS dau, sum(wau) AS wau, sum(mau) AS mau FROM deltas GROUP BY at)
-SELECT at AS day,
+steps AS (
+  SELECT moment, sum(dau) AS dau, sum(wau) AS wau, sum(mau) AS mau FROM deltas GROUP BY moment
+)
+SELECT moment AS day,
        sum(dau) OVER w AS dau, sum(wau) OVER w AS wau, sum(mau) OVER w AS mau
 FROM steps
-WINDOW w AS (ORDER BY at)
-QUALIFY at <= (SELECT max(day) FROM d)
+WINDOW w AS (ORDER BY moment)
+QUALIFY moment <= (SELECT max(day) FROM d)
 ORDER BY day
 """
 

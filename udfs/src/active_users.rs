@@ -12,13 +12,13 @@ use std::sync::OnceLock;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::array_agg;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, ExprFunctionExt, LogicalPlan,
-    LogicalPlanBuilder, ScalarUDF, col, lit,
+    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, col,
+    lit,
 };
 
+use crate::active_days::active_days;
 use crate::active_user_counts::ActiveUserCounts;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
@@ -153,10 +153,7 @@ impl MetricTableFunction for ActiveUsers {
         order.push(col("day"));
         let per_actor = LogicalPlanBuilder::from(input.plan)
             .filter(filter)?
-            .aggregate(
-                actor_groups,
-                vec![array_agg(day).distinct().build()?.alias("days")],
-            )?;
+            .aggregate(actor_groups, vec![active_days(day).alias("days")])?;
         let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
         in_order(folded, order)?.build()
     }

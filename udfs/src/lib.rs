@@ -4,6 +4,7 @@
 //! offers to any [`SessionContext`], so the REPL, the Flight SQL server, batch jobs and a Ballista
 //! executor all see the same functions with the same session settings.
 
+mod active_days;
 mod active_user_counts;
 mod active_users;
 mod fold;
@@ -42,6 +43,7 @@ fn scalar_functions() -> Vec<ScalarUDF> {
 fn aggregate_functions() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::from(retention::Retention::new()),
+        AggregateUDF::from(active_days::ActiveDays::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),

@@ -16,13 +16,14 @@ use std::sync::OnceLock;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::{array_agg, max};
+use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, ExprFunctionExt, LogicalPlan,
-    LogicalPlanBuilder, ScalarUDF, col, lit, when,
+    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, col,
+    lit, when,
 };
 
+use crate::active_days::active_days;
 use crate::lifecycle_counts::{LifecycleCounts, STATUSES, next_period_start};
 use crate::period::Period;
 use crate::period_start::PeriodStart;
@@ -211,10 +212,7 @@ impl MetricTableFunction for Lifecycle {
             .aggregate(
                 actor_groups,
                 vec![
-                    array_agg(active_period)
-                        .distinct()
-                        .build()?
-                        .alias("periods"),
+                    active_days(active_period).alias("periods"),
                     max(day).alias("last_day"),
                 ],
             )?;

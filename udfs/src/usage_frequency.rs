@@ -22,13 +22,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::array_agg;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, ExprFunctionExt, LogicalPlan,
-    LogicalPlanBuilder, ScalarUDF, col, lit,
+    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, col,
+    lit,
 };
 
+use crate::active_days::active_days;
 use crate::period::arguments::Stage;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
@@ -180,10 +180,7 @@ impl MetricTableFunction for UsageFrequency {
         order.push(col("days_active"));
         let per_actor = LogicalPlanBuilder::from(input.plan)
             .filter(filter)?
-            .aggregate(
-                actor_groups,
-                vec![array_agg(day).distinct().build()?.alias(DAYS)],
-            )?;
+            .aggregate(actor_groups, vec![active_days(day).alias(DAYS)])?;
         let folded = fold_segments(per_actor, segments, histogram)?.project(output)?;
         in_order(folded, order)?.build()
     }
