@@ -182,6 +182,9 @@ pub fn describe_table_sql(table: &str) -> String {
     )
 }
 
+/// Characters of a function's description that `\df` shows.
+const SUMMARY_WIDTH: usize = 80;
+
 /// `\df [PATTERN]`: functions whose name contains the pattern (or matches it as a glob): DataFusion's
 /// and ours from `information_schema.routines`, and our table functions, which only
 /// `usagelake_functions()` documents.
@@ -197,13 +200,17 @@ pub fn list_functions_sql(pattern: Option<&str>) -> String {
         Some(p) => format!(" WHERE name ILIKE {}", quote(&format!("%{p}%"))),
     };
     format!(
-        "SELECT name, kind, description FROM (\
+        // One line per function: the first sentence of its description, cut to fit a terminal;
+        // `\\h NAME` shows the rest.
+        "SELECT name, kind, CASE WHEN length(summary) > {SUMMARY_WIDTH} \
+         THEN left(summary, {SUMMARY_WIDTH} - 3) || '...' ELSE summary END AS description FROM (\
+         SELECT name, kind, split_part(description, '. ', 1) AS summary FROM (\
          SELECT routine_name AS name, lower(first_value(function_type)) AS kind, \
          first_value(description) AS description FROM information_schema.routines \
          GROUP BY routine_name \
          UNION ALL \
          SELECT name, kind, description FROM usagelake_functions() WHERE kind = 'table'\
-         ){filter} ORDER BY name"
+         )){filter} ORDER BY name"
     )
 }
 
