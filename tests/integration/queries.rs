@@ -352,3 +352,93 @@ fn lifecycle_matches_weekly_statuses_counted_from_the_rows() {
     );
     assert_eq!(rows[1..].to_vec(), expected);
 }
+
+#[test]
+fn cohort_retention_matches_signup_cohorts_counted_from_the_rows() {
+    let events = read_events(&sample_lake());
+    let monday = |ts: DateTime<chrono::Utc>| {
+        let day = ts.date_naive();
+        day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
+    };
+    let mut user_weeks: BTreeMap<i64, BTreeSet<NaiveDate>> = BTreeMap::new();
+    let mut first_signup: BTreeMap<i64, NaiveDate> = BTreeMap::new();
+    for event in &events {
+        let week = monday(event.ts);
+        user_weeks.entry(event.user_id).or_default().insert(week);
+        if event.event == "signup" {
+            let first = first_signup.entry(event.user_id).or_insert(week);
+            *first = (*first).min(week);
+        }
+    }
+    let mut cohorts: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
+    for (user, week) in &first_signup {
+        cohorts.entry(*week).or_default().push(*user);
+    }
+    let last_event = events.iter().map(|event| event.ts).max().unwrap();
+    let last_week = monday(last_event);
+
+    let mut expected = Vec::new();
+    for (cohort, users) in &cohorts {
+        let size = users.len();
+        // Period numbers 0 to 11, up to the last week with data.
+        for number in 0..12 {
+            let week = *cohort + Duration::days(7 * number);
+            if week > last_week {
+                break;
+            }
+            let retained = if number == 0 {
+                size
+            } else {
+                users
+                    .iter()
+                    .filter(|user| user_weeks[user].contains(&week))
+                    .count()
+            };
+            let end = (week + Duration::days(7))
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc();
+            expected.push((
+                cohort.to_string(),
+                size,
+                number,
+                retained,
+                retained as f64 / size as f64,
+                end <= last_event,
+            ));
+        }
+    }
+    assert!(
+        expected.iter().any(|row| row.2 == 11) && expected.iter().any(|row| !row.5),
+        "the sample lake has full rows and incomplete weeks"
+    );
+
+    let rows = run_query("cohort_retention.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "cohort",
+            "cohort_size",
+            "period_number",
+            "retained",
+            "retention_rate",
+            "period_complete"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len());
+    for (row, (cohort, size, number, retained, rate, complete)) in rows[1..].iter().zip(&expected) {
+        let at = format!("{cohort} + {number}");
+        assert_eq!(
+            row[..4],
+            [
+                cohort.clone(),
+                size.to_string(),
+                number.to_string(),
+                retained.to_string()
+            ],
+            "{at}"
+        );
+        assert_eq!(row[4].parse::<f64>().unwrap(), *rate, "{at}");
+        assert_eq!(row[5], complete.to_string(), "{at}");
+    }
+}

@@ -7,6 +7,8 @@
 mod active_days;
 mod active_user_counts;
 mod active_users;
+mod cohort_counts;
+mod cohort_retention;
 mod fold;
 mod input_provider;
 mod lifecycle;
@@ -45,6 +47,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(retention::Retention::new()),
         AggregateUDF::from(active_days::ActiveDays::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
+        AggregateUDF::from(cohort_counts::CohortCounts::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
     ]
@@ -54,6 +57,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
 fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
     vec![
         Arc::new(active_users::ActiveUsers),
+        Arc::new(cohort_retention::CohortRetention),
         Arc::new(lifecycle::Lifecycle),
         Arc::new(usage_frequency::UsageFrequency),
     ]
