@@ -30,13 +30,11 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::active_days::active_days;
 use crate::cohort_counts::{CohortCounts, MAX_PERIODS, Mode};
-use crate::lifecycle_counts::next_period_start;
-use crate::period::Period;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, time_bound};
+use crate::time_arguments::{ActorInput, PeriodRange, report_period};
 
 const NAME: &str = "cohort_retention";
 
@@ -170,7 +168,7 @@ impl MetricTableFunction for CohortRetention {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = parse_report_period(arguments.string("period", context)?)?;
+        let period = report_period(NAME, arguments.string("period", context)?)?;
         let periods = parse_periods(arguments.constant("periods", context)?)?;
         let mode = match arguments.string("mode", context)? {
             None => Mode::FirstTime,
@@ -206,29 +204,10 @@ impl MetricTableFunction for CohortRetention {
         let return_filter = filter_argument(arguments, "return_filter", &schema, context)?;
 
         let calendar = &input.calendar;
-        let since = time_bound(NAME, arguments, "since", calendar, context)?;
-        let until = time_bound(NAME, arguments, "until", calendar, context)?;
-        if let (Some(since), Some(until)) = (&since, &until)
-            && since.micros >= until.micros
-        {
-            return plan_err!(
-                "{NAME}: arguments since and until: since must be before until, but the range \
-                 [{}, {}) is empty",
-                since.text,
-                until.text
-            );
-        }
-        let first_period = match &since {
-            Some(since) => {
-                let start = calendar.first_day(period, since.first_day) as i32;
-                if i64::from(start) < since.first_day {
-                    Some(next_period_start(period, start)?)
-                } else {
-                    Some(start)
-                }
-            }
-            None => None,
-        };
+        let PeriodRange {
+            until,
+            first_period,
+        } = PeriodRange::read(NAME, arguments, period, calendar, context)?;
 
         let time = Expr::Column(input.ts.clone());
         let mut filter = Expr::Column(input.actor.clone())
@@ -314,20 +293,6 @@ impl MetricTableFunction for CohortRetention {
             .aggregate(actor_groups, per_actor_values)?;
         let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
         in_order(folded, order)?.build()
-    }
-}
-
-/// The `period` argument: a calendar period of a day or longer, 'week' when not given.
-fn parse_report_period(text: Option<String>) -> Result<Period> {
-    let Some(text) = text else {
-        return Ok(Period::Week);
-    };
-    match text.parse::<Period>() {
-        Ok(Period::Hour) | Err(_) => plan_err!(
-            "{NAME}: argument period: '{text}' is not a period that cohort_retention reports by: \
-             use 'day', 'week', 'month', 'quarter' or 'year'"
-        ),
-        Ok(period) => Ok(period),
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
@@ -24,13 +24,12 @@ use datafusion::logical_expr::{
 };
 
 use crate::active_days::active_days;
-use crate::lifecycle_counts::{LifecycleCounts, STATUSES, next_period_start};
-use crate::period::Period;
+use crate::lifecycle_counts::{LifecycleCounts, STATUSES};
 use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, time_bound};
+use crate::time_arguments::{ActorInput, PeriodRange, report_period};
 
 const NAME: &str = "lifecycle";
 
@@ -132,31 +131,12 @@ impl MetricTableFunction for Lifecycle {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = parse_report_period(arguments.string("period", context)?)?;
+        let period = report_period(NAME, arguments.string("period", context)?)?;
         let calendar = &input.calendar;
-        let since = time_bound(NAME, arguments, "since", calendar, context)?;
-        let until = time_bound(NAME, arguments, "until", calendar, context)?;
-        if let (Some(since), Some(until)) = (&since, &until)
-            && since.micros >= until.micros
-        {
-            return plan_err!(
-                "{NAME}: arguments since and until: since must be before until, but the range \
-                 [{}, {}) is empty",
-                since.text,
-                until.text
-            );
-        }
-        let first_period = match &since {
-            Some(since) => {
-                let start = calendar.first_day(period, since.first_day) as i32;
-                if i64::from(start) < since.first_day {
-                    Some(next_period_start(period, start)?)
-                } else {
-                    Some(start)
-                }
-            }
-            None => None,
-        };
+        let PeriodRange {
+            until,
+            first_period,
+        } = PeriodRange::read(NAME, arguments, period, calendar, context)?;
 
         let time = Expr::Column(input.ts.clone());
         let filter = Expr::Column(input.actor.clone())
@@ -218,43 +198,5 @@ impl MetricTableFunction for Lifecycle {
             )?;
         let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
         in_order(folded, order)?.build()
-    }
-}
-
-/// The `period` argument: a calendar period of a day or longer, 'week' when not given.
-fn parse_report_period(text: Option<String>) -> Result<Period> {
-    let Some(text) = text else {
-        return Ok(Period::Week);
-    };
-    match text.parse::<Period>() {
-        Ok(Period::Hour) | Err(_) => plan_err!(
-            "{NAME}: argument period: '{text}' is not a period that lifecycle reports by: use \
-             'day', 'week', 'month', 'quarter' or 'year'"
-        ),
-        Ok(period) => Ok(period),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn period_defaults_to_week_and_refuses_hour_listing_the_valid_ones() {
-        assert_eq!(parse_report_period(None).unwrap(), Period::Week);
-        assert_eq!(
-            parse_report_period(Some("Month".into())).unwrap(),
-            Period::Month
-        );
-        let error = parse_report_period(Some("hour".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains(
-                "'hour' is not a period that lifecycle reports by: use 'day', 'week', \
-                 'month', 'quarter' or 'year'"
-            ),
-            "{error}"
-        );
     }
 }

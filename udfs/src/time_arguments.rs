@@ -13,9 +13,10 @@ use datafusion::error::Result;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, lit};
 
+use crate::lifecycle_counts::next_period_start;
 use crate::options::{UsagelakeOptions, WeekStart};
 use crate::period::arguments::{Stage, check_time_argument, parse_week_start, parse_zone};
-use crate::period::{Calendar, TimeValue};
+use crate::period::{Calendar, Period, TimeValue};
 use crate::table_function::BoundArguments;
 
 /// A table function's input and the columns it reads.
@@ -169,4 +170,88 @@ pub(crate) fn time_bound(
         first_day,
         text,
     }))
+}
+
+/// The `period` argument of a function that reports by calendar periods of a day or longer:
+/// 'week' when not given.
+pub(crate) fn report_period(function: &str, text: Option<String>) -> Result<Period> {
+    let Some(text) = text else {
+        return Ok(Period::Week);
+    };
+    match text.parse::<Period>() {
+        Ok(Period::Hour) | Err(_) => plan_err!(
+            "{function}: argument period: '{text}' is not a period that {function} reports by: \
+             use 'day', 'week', 'month', 'quarter' or 'year'"
+        ),
+        Ok(period) => Ok(period),
+    }
+}
+
+/// The range of a report by `period`: `until`, and the first period reported, the first that
+/// starts at or after `since`.
+pub(crate) struct PeriodRange {
+    pub(crate) until: Option<TimeBound>,
+    pub(crate) first_period: Option<i32>,
+}
+
+impl PeriodRange {
+    pub(crate) fn read(
+        function: &str,
+        arguments: &BoundArguments,
+        period: Period,
+        calendar: &Calendar,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<Self> {
+        let since = time_bound(function, arguments, "since", calendar, context)?;
+        let until = time_bound(function, arguments, "until", calendar, context)?;
+        if let (Some(since), Some(until)) = (&since, &until)
+            && since.micros >= until.micros
+        {
+            return plan_err!(
+                "{function}: arguments since and until: since must be before until, but the \
+                 range [{}, {}) is empty",
+                since.text,
+                until.text
+            );
+        }
+        let first_period = match &since {
+            Some(since) => {
+                let start = calendar.first_day(period, since.first_day) as i32;
+                if i64::from(start) < since.first_day {
+                    Some(next_period_start(period, start)?)
+                } else {
+                    Some(start)
+                }
+            }
+            None => None,
+        };
+        Ok(Self {
+            until,
+            first_period,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_period_defaults_to_week_and_refuses_hour_listing_the_valid_ones() {
+        assert_eq!(report_period("lifecycle", None).unwrap(), Period::Week);
+        assert_eq!(
+            report_period("lifecycle", Some("Month".into())).unwrap(),
+            Period::Month
+        );
+        let error = report_period("lifecycle", Some("hour".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "lifecycle: argument period: 'hour' is not a period that lifecycle reports by: \
+                 use 'day', 'week', 'month', 'quarter' or 'year'"
+            ),
+            "{error}"
+        );
+    }
 }
