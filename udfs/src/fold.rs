@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef, Int32Type};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::StateFieldsArgs;
@@ -46,6 +46,12 @@ pub(crate) fn date_at(array: &ArrayRef, row: usize) -> Option<i32> {
         }
         _ => None,
     }
+}
+
+/// The INT32 at `row` of a state column, or `None` for NULL.
+pub(crate) fn int32_at(array: &ArrayRef, row: usize) -> Option<i32> {
+    let values = array.as_primitive::<Int32Type>();
+    values.is_valid(row).then(|| values.value(row))
 }
 
 /// Records a bound that every row of a group must give alike (a constant argument of the call).

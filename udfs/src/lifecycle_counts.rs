@@ -32,7 +32,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::fold::{date_at, list_of, report, set_bound, state_field, widen};
+use crate::fold::{date_at, int32_at, list_of, report, set_bound, state_field, widen};
 
 use crate::period::Period;
 
@@ -210,11 +210,6 @@ struct LifecycleAccumulator {
     first_period: Option<i32>,
     end_day: Option<i32>,
     complete_until: Option<i32>,
-}
-
-fn int32_at(array: &ArrayRef, row: usize) -> Option<i32> {
-    let values = array.as_primitive::<Int32Type>();
-    values.is_valid(row).then(|| values.value(row))
 }
 
 fn parse_period(text: &str) -> Result<Period> {
