@@ -141,7 +141,7 @@ impl CohortCounts {
 }
 
 /// The fields of one reported (cohort, period number).
-fn row_fields() -> Fields {
+pub(crate) fn row_fields() -> Fields {
     Fields::from(vec![
         Field::new("cohort", DataType::Date32, false),
         Field::new("cohort_size", DataType::Int64, false),
@@ -152,7 +152,7 @@ fn row_fields() -> Fields {
     ])
 }
 
-fn is_string(data_type: &DataType) -> bool {
+pub(crate) fn is_string(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
@@ -258,7 +258,7 @@ fn parse_period(text: &str) -> Result<Period> {
     }
 }
 
-fn check_periods(periods: i64) -> Result<i32> {
+pub(crate) fn check_periods(periods: i64) -> Result<i32> {
     if (1..=MAX_PERIODS).contains(&periods) {
         Ok(periods as i32)
     } else {
@@ -288,6 +288,70 @@ fn periods_between(period: Period, from: i32, to: i32) -> Result<i64> {
         Period::Quarter => months(3),
         Period::Year => months(12),
         Period::Hour => exec_err!("{NAME}: period must not be 'hour'"),
+    }
+}
+
+/// Adds one actor to its cohort's counters `row`: one to the size, and one to each period number
+/// it returned in; `numbers` are its return period numbers after the cohort's, ascending. With
+/// `cumulative`, it counts in every period number up to its last return (the last cell, for a
+/// return past it).
+pub(crate) fn count_actor(row: &mut [i64], numbers: &[i64], cumulative: bool) {
+    row[0] += 1;
+    let last_cell = row.len() - 1;
+    if cumulative {
+        if let Some(&last) = numbers.last() {
+            let through = usize::try_from(last).map_or(0, |last| last.min(last_cell));
+            for cell in &mut row[1..=through] {
+                *cell += 1;
+            }
+        }
+    } else {
+        for &number in numbers {
+            match usize::try_from(number) {
+                Ok(cell) if (1..=last_cell).contains(&cell) => row[cell] += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The report rows of a retention triangle, built cell by cell.
+#[derive(Default)]
+pub(crate) struct CohortRows {
+    cohorts: Vec<i32>,
+    sizes: Vec<i64>,
+    numbers: Vec<i32>,
+    retained: Vec<i64>,
+    complete: Vec<bool>,
+}
+
+impl CohortRows {
+    /// Adds cell `number` of `cohort`, whose counters are `row`.
+    pub(crate) fn push(&mut self, cohort: i32, row: &[i64], number: usize, complete: bool) {
+        self.cohorts.push(cohort);
+        self.sizes.push(row[0]);
+        self.numbers.push(number as i32);
+        self.retained.push(row[number]);
+        self.complete.push(complete);
+    }
+
+    /// The rows as the fold's value.
+    pub(crate) fn finish(self) -> Result<ScalarValue> {
+        let rates: Float64Array = self
+            .retained
+            .iter()
+            .zip(&self.sizes)
+            .map(|(&retained, &size)| Some(retained as f64 / size as f64))
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.cohorts)),
+            Arc::new(Int64Array::from(self.sizes)),
+            Arc::new(Int32Array::from(self.numbers)),
+            Arc::new(Int64Array::from(self.retained)),
+            Arc::new(rates),
+            Arc::new(BooleanArray::from(self.complete)),
+        ];
+        report(StructArray::try_new(row_fields(), columns, None)?)
     }
 }
 
@@ -330,25 +394,20 @@ impl CohortAccumulator {
                 .counts
                 .entry(cohort)
                 .or_insert_with(|| vec![0; periods as usize]);
-            row[0] += 1;
-            let later_returns = &returns[returns.partition_point(|&r| r <= cohort)..];
+            let mut later_returns = &returns[returns.partition_point(|&r| r <= cohort)..];
             if cumulative {
-                if let Some(&last) = later_returns.last() {
-                    let through =
-                        periods_between(period, cohort, last)?.min(i64::from(periods) - 1);
-                    for cell in &mut row[1..=through as usize] {
-                        *cell += 1;
-                    }
-                }
-            } else {
-                for &back in later_returns {
-                    let number = periods_between(period, cohort, back)?;
-                    if number >= i64::from(periods) {
-                        break;
-                    }
-                    row[number as usize] += 1;
-                }
+                // Only the last return counts.
+                later_returns = &later_returns[later_returns.len().saturating_sub(1)..];
             }
+            let mut numbers = Vec::with_capacity(later_returns.len());
+            for &back in later_returns {
+                let number = periods_between(period, cohort, back)?;
+                if !cumulative && number >= i64::from(periods) {
+                    break;
+                }
+                numbers.push(number);
+            }
+            count_actor(row, &numbers, cumulative);
         }
         Ok(())
     }
@@ -503,16 +562,10 @@ impl Accumulator for CohortAccumulator {
             (Some(last), Some(until)) => Some(last.min(until)),
             (last, until) => last.or(until),
         };
-        let mut cohort_column = Vec::new();
-        let mut sizes = Vec::new();
-        let mut numbers = Vec::new();
-        let mut retained = Vec::new();
-        let mut rates = Vec::new();
-        let mut complete = Vec::new();
+        let mut rows = CohortRows::default();
         for (&cohort, row) in &self.counts {
-            let size = row[0];
             let mut start = cohort;
-            for (number, &count) in row.iter().enumerate() {
+            for number in 0..row.len() {
                 // The triangle: cells after the data or at or after until are not reported.
                 if self.last_period.is_some_and(|last| start > last)
                     || self.end_day.is_some_and(|end| start >= end)
@@ -520,24 +573,16 @@ impl Accumulator for CohortAccumulator {
                     break;
                 }
                 let end = next_period_start(self.period()?, start)?;
-                cohort_column.push(cohort);
-                sizes.push(size);
-                numbers.push(number as i32);
-                retained.push(count);
-                rates.push(count as f64 / size as f64);
-                complete.push(complete_by.is_some_and(|day| end <= day));
+                rows.push(
+                    cohort,
+                    row,
+                    number,
+                    complete_by.is_some_and(|day| end <= day),
+                );
                 start = end;
             }
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Date32Array::from(cohort_column)),
-            Arc::new(Int64Array::from(sizes)),
-            Arc::new(Int32Array::from(numbers)),
-            Arc::new(Int64Array::from(retained)),
-            Arc::new(Float64Array::from(rates)),
-            Arc::new(BooleanArray::from(complete)),
-        ];
-        report(StructArray::try_new(row_fields(), columns, None)?)
+        rows.finish()
     }
 
     fn size(&self) -> usize {

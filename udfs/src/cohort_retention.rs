@@ -1,6 +1,7 @@
 //! `cohort_retention(table, actor, ts, period, periods, since, until, mode, cumulative,
 //! start_filter, return_filter, bucketing, segment, tz, week_start)`: the retention triangle of
-//! calendar-period cohorts.
+//! calendar-period cohorts, counted in calendar periods or in rolling windows from each actor's
+//! start.
 //!
 //! The call plans into DataFusion operators and two aggregates, so it runs in parallel here and
 //! unchanged on a cluster: `GROUP BY [segment,] actor` collecting each actor's distinct periods
@@ -12,29 +13,35 @@
 //! event may lie long before `since`. With `'recurring'` nothing before the first reported cohort
 //! can count, so the range's start reaches the scan. The end of the range never does:
 //! `period_complete` and the triangle's cut compare with the input's last event.
+//!
+//! Rolling windows depend on the instant of each actor's start, which a set of periods cannot
+//! carry: that plan finds the anchors first and joins them with the return events (see
+//! [`plan_rolling`]), then folds with [`rolling_cohort_counts`](crate::rolling_cohort_counts).
 
 use std::sync::OnceLock;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::{Column, DFSchema, JoinType, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::max;
+use datafusion::functions_aggregate::expr_fn::{array_agg, max, min};
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
     AggregateUDF, DocSection, Documentation, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder,
-    ScalarUDF, col, lit, when,
+    ScalarUDF, cast, col, lit, when,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::active_days::active_days;
 use crate::cohort_counts::{CohortCounts, MAX_PERIODS, Mode};
+use crate::period::Period;
 use crate::period_start::PeriodStart;
+use crate::rolling_cohort_counts::RollingCohortCounts;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, PeriodRange, report_period};
+use crate::time_arguments::{ActorInput, PeriodRange, TimeBound, report_period};
 
 const NAME: &str = "cohort_retention";
 
@@ -124,8 +131,14 @@ fn documentation() -> &'static Documentation {
         )
         .with_argument(
             "bucketing",
-            "'calendar': periods are calendar periods in tz. ('rolling', windows from each \
-             actor's first start, is not supported yet.) Default: 'calendar'.",
+            "'calendar': period numbers are calendar periods in tz. 'rolling' (Amplitude's and \
+             Mixpanel's \"day N\"): period number k is the window [anchor + k * L, anchor + (k + \
+             1) * L) from the actor's start event (its first, or its first in the cohort for \
+             'recurring'), L being 24 hours, 7 days or 30 days for period 'day', 'week' or \
+             'month', whatever the zone's clock changes; cohorts stay calendar periods. A rolling \
+             cell is reported once the cohort's earliest window had started by the last event \
+             (and before until), and complete once every actor's window had ended by then. \
+             Default: 'calendar'.",
         )
         .with_argument(
             "segment",
@@ -185,20 +198,16 @@ impl MetricTableFunction for CohortRetention {
                 return plan_err!("{NAME}: argument cumulative must be true or false, not {other}");
             }
         };
-        match arguments.string("bucketing", context)? {
-            None => {}
-            Some(text) if text.eq_ignore_ascii_case("calendar") => {}
-            Some(text) if text.eq_ignore_ascii_case("rolling") => {
-                return plan_err!(
-                    "{NAME}: argument bucketing: 'rolling' is not supported yet; use 'calendar'"
-                );
-            }
+        let rolling = match arguments.string("bucketing", context)? {
+            None => false,
+            Some(text) if text.eq_ignore_ascii_case("calendar") => false,
+            Some(text) if text.eq_ignore_ascii_case("rolling") => true,
             Some(text) => {
                 return plan_err!(
-                    "{NAME}: argument bucketing: '{text}' is not valid: use 'calendar'"
+                    "{NAME}: argument bucketing: '{text}' is not valid: use 'calendar' or 'rolling'"
                 );
             }
-        }
+        };
         let schema = input.plan.schema().as_ref().clone();
         let start_filter = filter_argument(arguments, "start_filter", &schema, context)?;
         let return_filter = filter_argument(arguments, "return_filter", &schema, context)?;
@@ -209,6 +218,17 @@ impl MetricTableFunction for CohortRetention {
             first_period,
         } = PeriodRange::read(NAME, arguments, period, calendar, context)?;
 
+        if rolling {
+            let window = rolling_window(period, &input.ts_type)?;
+            let cells = Cells {
+                periods,
+                mode,
+                cumulative,
+                first_period,
+                until,
+            };
+            return plan_rolling(input, period, window, cells, start_filter, return_filter);
+        }
         let time = Expr::Column(input.ts.clone());
         let mut filter = Expr::Column(input.actor.clone())
             .is_not_null()
@@ -254,7 +274,6 @@ impl MetricTableFunction for CohortRetention {
             .chain([input.actor.clone()])
             .map(Expr::Column)
             .collect();
-        let date_literal = |day: Option<i64>| lit(ScalarValue::Date32(day.map(|d| d as i32)));
         let counts = AggregateUDF::from(CohortCounts::new()).call(vec![
             col("starts"),
             returns,
@@ -272,28 +291,237 @@ impl MetricTableFunction for CohortRetention {
             date_literal(until.as_ref().map(|until| until.local_date)),
         ]);
 
-        let columns = [
-            "cohort",
-            "cohort_size",
-            "period_number",
-            "retained",
-            "retention_rate",
-            "period_complete",
-        ];
-        let mut output = folded_segments(segments);
-        output.extend(
-            columns
-                .into_iter()
-                .map(|name| get_field(col(FOLDED), name).alias(name)),
-        );
-        let mut order = folded_segments(segments);
-        order.extend([col("cohort"), col("period_number")]);
         let per_actor = LogicalPlanBuilder::from(input.plan)
             .filter(filter)?
             .aggregate(actor_groups, per_actor_values)?;
-        let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
-        in_order(folded, order)?.build()
+        report_rows(per_actor, segments, counts)
     }
+}
+
+/// The report: `fold` over the per-actor rows of each segment, unnested into the documented
+/// columns and order.
+fn report_rows(
+    per_actor: LogicalPlanBuilder,
+    segments: &[Column],
+    fold: Expr,
+) -> Result<LogicalPlan> {
+    let columns = [
+        "cohort",
+        "cohort_size",
+        "period_number",
+        "retained",
+        "retention_rate",
+        "period_complete",
+    ];
+    let mut output = folded_segments(segments);
+    output.extend(
+        columns
+            .into_iter()
+            .map(|name| get_field(col(FOLDED), name).alias(name)),
+    );
+    let mut order = folded_segments(segments);
+    order.extend([col("cohort"), col("period_number")]);
+    let folded = fold_segments(per_actor, segments, fold)?.project(output)?;
+    in_order(folded, order)?.build()
+}
+
+/// What a report's cells are: how many period numbers, how actors make cohorts, and the range.
+struct Cells {
+    periods: i32,
+    mode: Mode,
+    cumulative: bool,
+    first_period: Option<i32>,
+    until: Option<TimeBound>,
+}
+
+/// How many ticks of a time column (its raw value as a BIGINT) make a second; a DATE counts days.
+fn ticks_per_second(ts_type: &DataType) -> Option<i64> {
+    match ts_type {
+        DataType::Timestamp(TimeUnit::Second, _) => Some(1),
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Date64 => Some(1_000),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(1_000_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(1_000_000_000),
+        _ => None,
+    }
+}
+
+/// The length of a rolling window in ticks of the time column: 24 hours, 7 days or 30 days.
+fn rolling_window(period: Period, ts_type: &DataType) -> Result<i64> {
+    let days = match period {
+        Period::Day => 1,
+        Period::Week => 7,
+        Period::Month => 30,
+        other => {
+            return plan_err!(
+                "{NAME}: argument bucketing: 'rolling' windows last 24 hours, 7 days or 30 days: \
+                 use period 'day', 'week' or 'month' with it, not '{}'",
+                other.name()
+            );
+        }
+    };
+    Ok(match ticks_per_second(ts_type) {
+        Some(ticks) => days * 86_400 * ticks,
+        None => days,
+    })
+}
+
+/// `bound` in ticks of the time column: the first tick at or after it (for a DATE column, the
+/// first day that starts at or after it).
+fn ticks_at(bound: &TimeBound, ts_type: &DataType) -> i64 {
+    match (ts_type, ticks_per_second(ts_type)) {
+        (DataType::Date64, _) => bound.first_day * 86_400_000,
+        (_, Some(ticks)) if ticks >= 1_000_000 => bound.micros * (ticks / 1_000_000),
+        (_, Some(ticks)) => {
+            let per_tick = 1_000_000 / ticks;
+            bound.micros.div_euclid(per_tick) + i64::from(bound.micros.rem_euclid(per_tick) > 0)
+        }
+        (_, None) => bound.first_day,
+    }
+}
+
+/// Rolling retention: each actor's windows count from its anchor, its first start event (in each
+/// cohort, for 'recurring'). One aggregate finds the anchors and each actor's last event; a join
+/// with the return events numbers the windows they fall in; a second aggregate gathers them per
+/// (actor, cohort) for [`RollingCohortCounts`].
+///
+/// The join pairs every return with each of its actor's cohorts: linear in the returns for
+/// 'first_time', and in returns times cohorts per actor for 'recurring'.
+fn plan_rolling(
+    input: ActorInput,
+    period: Period,
+    window: i64,
+    cells: Cells,
+    start_filter: Option<Expr>,
+    return_filter: Option<Expr>,
+) -> Result<LogicalPlan> {
+    let time = Expr::Column(input.ts.clone());
+    let actor = Expr::Column(input.actor.clone());
+    let raw = |value: Expr| cast(value, DataType::Int64);
+    let known = actor.clone().is_not_null().and(time.clone().is_not_null());
+    let period_start = |value: Expr| {
+        ScalarUDF::from(PeriodStart::new()).call(vec![
+            value,
+            lit(period.name()),
+            lit(input.tz.name()),
+            lit(input.week_start.to_string()),
+        ])
+    };
+    let segments = &input.segments;
+    let segment_columns = || segments.iter().cloned().map(Expr::Column);
+
+    let start_time = match &start_filter {
+        Some(predicate) => when(predicate.clone(), time.clone()).end()?,
+        None => time.clone(),
+    };
+    let mut groups: Vec<Expr> = segment_columns().chain([actor.clone()]).collect();
+    let mut anchor_filter = known.clone();
+    let cohort = match cells.mode {
+        Mode::FirstTime => period_start(col("anchor_time")),
+        Mode::Recurring => {
+            groups.push(period_start(time.clone()).alias("cohort"));
+            if let Some(first) = cells.first_period {
+                anchor_filter = anchor_filter.and(
+                    time.clone()
+                        .gt_eq(input.day_start_literal(i64::from(first))),
+                );
+            }
+            col("cohort")
+        }
+    };
+    // A cohort outside the report still gives its actor's last event; NULL says so.
+    let mut reported = Expr::Literal(ScalarValue::Boolean(Some(true)), None);
+    if let Some(first) = cells.first_period {
+        reported = reported.and(cohort.clone().gt_eq(date_literal(Some(i64::from(first)))));
+    }
+    if let Some(until) = &cells.until {
+        reported = reported.and(cohort.clone().lt(date_literal(Some(until.first_day))));
+    }
+    let mut anchor_columns: Vec<Expr> = segment_columns().chain([actor.clone()]).collect();
+    anchor_columns.extend([
+        when(reported, cohort).end()?.alias("cohort"),
+        raw(col("anchor_time")).alias("anchor"),
+        col("last"),
+    ]);
+    let anchors = LogicalPlanBuilder::from(input.plan.clone())
+        .filter(anchor_filter)?
+        .aggregate(
+            groups,
+            [
+                min(start_time).alias("anchor_time"),
+                max(raw(time.clone())).alias("last"),
+            ],
+        )?
+        .project(anchor_columns)?;
+
+    let returning_segment = |index: usize| format!("__usagelake_returning_segment_{index}");
+    let mut return_filter_expr = known;
+    if let Some(predicate) = return_filter {
+        return_filter_expr = return_filter_expr.and(predicate);
+    }
+    if let Some(until) = &cells.until {
+        return_filter_expr = return_filter_expr.and(input.before(until));
+    }
+    let mut return_columns: Vec<Expr> = segment_columns()
+        .enumerate()
+        .map(|(index, segment)| segment.alias(returning_segment(index)))
+        .collect();
+    return_columns.extend([
+        actor.clone().alias("__usagelake_returning_actor"),
+        raw(time).alias("__usagelake_return"),
+    ]);
+    let returns = LogicalPlanBuilder::from(input.plan)
+        .filter(return_filter_expr)?
+        .project(return_columns)?
+        .build()?;
+
+    let mut left_keys: Vec<Column> = segments.to_vec();
+    left_keys.push(input.actor.clone());
+    let mut right_keys: Vec<Column> = (0..segments.len())
+        .map(|index| Column::from_name(returning_segment(index)))
+        .collect();
+    right_keys.push(Column::from_name("__usagelake_returning_actor"));
+    let since_anchor = col("__usagelake_return") - col("anchor");
+    let mut in_windows = since_anchor.clone().gt_eq(lit(0i64));
+    if !cells.cumulative {
+        in_windows = in_windows.and(
+            since_anchor
+                .clone()
+                .lt(lit(window * i64::from(cells.periods))),
+        );
+    }
+    let mut per_actor_groups: Vec<Expr> = segment_columns().chain([actor]).collect();
+    per_actor_groups.extend([col("cohort"), col("anchor"), col("last")]);
+    let per_actor = anchors
+        .join(
+            returns,
+            JoinType::Left,
+            (left_keys, right_keys),
+            Some(in_windows),
+        )?
+        .aggregate(
+            per_actor_groups,
+            [array_agg(since_anchor / lit(window)).alias("numbers")],
+        )?;
+    let until = cells
+        .until
+        .as_ref()
+        .map(|until| ticks_at(until, &input.ts_type));
+    let counts = AggregateUDF::from(RollingCohortCounts::new()).call(vec![
+        col("cohort"),
+        col("anchor"),
+        col("last"),
+        col("numbers"),
+        lit(window),
+        lit(i64::from(cells.periods)),
+        lit(cells.cumulative),
+        lit(ScalarValue::Int64(until)),
+    ]);
+    report_rows(per_actor, segments, counts)
+}
+
+/// A DATE constant, or a NULL DATE.
+fn date_literal(day: Option<i64>) -> Expr {
+    lit(ScalarValue::Date32(day.map(|day| day as i32)))
 }
 
 /// The `periods` argument: an integer from 1 to [`MAX_PERIODS`], 12 when not given.

@@ -18,6 +18,7 @@ mod period;
 mod period_diff;
 mod period_start;
 mod retention;
+mod rolling_cohort_counts;
 mod table_function;
 mod time_arguments;
 mod usage_frequency;
@@ -49,6 +50,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
         AggregateUDF::from(cohort_counts::CohortCounts::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
+        AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
     ]
 }

@@ -92,6 +92,19 @@ impl ActorInput {
             _ => lit(ScalarValue::Date32(Some(day as i32))),
         }
     }
+
+    /// `ts < bound`, in the column's own terms (a DATE counts by its first instant), to filter the
+    /// scan with.
+    pub(crate) fn before(&self, bound: &TimeBound) -> Expr {
+        let time = Expr::Column(self.ts.clone());
+        match &self.ts_type {
+            DataType::Timestamp(_, tz) => time.lt(lit(ScalarValue::TimestampMicrosecond(
+                Some(bound.micros),
+                tz.clone(),
+            ))),
+            _ => time.lt(self.day_start_literal(bound.first_day)),
+        }
+    }
 }
 
 /// An instant argument such as `since`, `until` or `as_of`, read in a calendar.
