@@ -4,6 +4,7 @@
 mod cli;
 mod generate;
 mod lake;
+mod properties;
 mod queries;
 mod repl;
 mod support;

@@ -78,7 +78,7 @@ impl ActiveUserCounts {
 }
 
 /// The fields of one reported day.
-fn day_fields() -> Fields {
+pub(crate) fn day_fields() -> Fields {
     Fields::from(vec![
         Field::new("day", DataType::Date32, false),
         Field::new("dau", DataType::Int64, false),
@@ -138,7 +138,7 @@ impl AggregateUDFImpl for ActiveUserCounts {
 
 /// Difference arrays of the three counters over days `base..base + len`, and what was seen.
 #[derive(Debug, Default)]
-struct ActiveUserCountsAccumulator {
+pub(crate) struct ActiveUserCountsAccumulator {
     base: i32,
     diffs: [Vec<i64>; COUNTERS],
     /// First and last active day seen.
@@ -176,8 +176,31 @@ impl ActiveUserCountsAccumulator {
         }
     }
 
+    /// Counters for a report from `first_day` to the day before `end_day` (by default, the
+    /// active days seen).
+    pub(crate) fn new(first_day: Option<i32>, end_day: Option<i32>) -> Self {
+        Self {
+            first_day,
+            end_day,
+            ..Default::default()
+        }
+    }
+
+    /// Adds an actor's active `day`, given its previous active day: the windows it opens, less
+    /// what the previous day's windows already cover. Days of one actor must come in order.
+    pub(crate) fn add_active_day(&mut self, day: i32, previous: Option<i32>) {
+        self.seen = widen(self.seen, day, day);
+        self.cover(day, day + MONTH_DAYS);
+        for (counter, window) in WINDOWS.iter().enumerate() {
+            let start = previous.map_or(day, |previous| day.max(previous + window));
+            if start < day + window {
+                self.add_interval(counter, (start, day + window));
+            }
+        }
+    }
+
     /// Adds one actor's active days (any order, duplicates allowed).
-    fn add_actor(&mut self, days: &mut Vec<i32>) {
+    pub(crate) fn add_actor(&mut self, days: &mut Vec<i32>) {
         if days.is_empty() {
             return;
         }

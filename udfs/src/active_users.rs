@@ -6,6 +6,9 @@
 //! monthly window reads), `GROUP BY actor` collecting each actor's distinct active local days, and
 //! [`active_user_counts`](crate::active_user_counts) folding those sets into the per-day counts in
 //! time linear in the (actor, day) pairs. The fold's list of days is unnested into rows.
+//!
+//! When the actor is an integer, one aggregate over the events does both steps without the
+//! GROUP BY: [`active_user_sets`](crate::active_user_sets) keeps each day's actors as a bitset.
 
 use std::sync::OnceLock;
 
@@ -20,6 +23,7 @@ use datafusion::logical_expr::{
 
 use crate::active_days::active_days;
 use crate::active_user_counts::ActiveUserCounts;
+use crate::active_user_sets::ActiveUserSets;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
@@ -116,6 +120,13 @@ impl MetricTableFunction for ActiveUsers {
             return plan_err!("{NAME}: since must be before until, but the range has no day");
         }
 
+        let actor_type = input
+            .plan
+            .schema()
+            .qualified_field_from_column(&input.actor)?
+            .1
+            .data_type()
+            .clone();
         let time = Expr::Column(input.ts.clone());
         let mut filter = Expr::Column(input.actor.clone())
             .is_not_null()
@@ -151,10 +162,20 @@ impl MetricTableFunction for ActiveUsers {
         );
         let mut order = folded_segments(segments);
         order.push(col("day"));
-        let per_actor = LogicalPlanBuilder::from(input.plan)
-            .filter(filter)?
-            .aggregate(actor_groups, vec![active_days(day).alias("days")])?;
-        let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
+        let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
+        let folded = if actor_type.is_integer() {
+            let sets = AggregateUDF::from(ActiveUserSets::new()).call(vec![
+                Expr::Column(input.actor.clone()),
+                day,
+                date_literal(first_day),
+                date_literal(end_day),
+            ]);
+            fold_segments(events, segments, sets)?
+        } else {
+            let per_actor = events.aggregate(actor_groups, vec![active_days(day).alias("days")])?;
+            fold_segments(per_actor, segments, counts)?
+        }
+        .project(output)?;
         in_order(folded, order)?.build()
     }
 }

@@ -6,7 +6,9 @@
 
 mod active_days;
 mod active_user_counts;
+mod active_user_sets;
 mod active_users;
+mod actor_sets;
 mod cohort_counts;
 mod cohort_retention;
 mod fold;
@@ -48,6 +50,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(retention::Retention::new()),
         AggregateUDF::from(active_days::ActiveDays::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
+        AggregateUDF::from(active_user_sets::ActiveUserSets::new()),
         AggregateUDF::from(cohort_counts::CohortCounts::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),

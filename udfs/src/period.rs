@@ -110,12 +110,13 @@ pub(crate) enum TimeValue {
 impl TimeValue {
     /// The instant `seconds`, or `None` when it lies outside the supported range of years.
     pub(crate) fn instant(seconds: i64) -> Option<Self> {
-        (seconds.abs() <= MAX_ABS_SECONDS).then_some(TimeValue::Instant(seconds))
+        (seconds.unsigned_abs() <= MAX_ABS_SECONDS as u64).then_some(TimeValue::Instant(seconds))
     }
 
     /// The local date `days`, or `None` when it lies outside the supported range of years.
     pub(crate) fn date(days: i64) -> Option<Self> {
-        (days.abs() <= MAX_ABS_SECONDS / SECONDS_PER_DAY).then_some(TimeValue::Date(days))
+        (days.unsigned_abs() <= (MAX_ABS_SECONDS / SECONDS_PER_DAY) as u64)
+            .then_some(TimeValue::Date(days))
     }
 }
 
@@ -171,6 +172,11 @@ impl Calendar {
             steady_day: Cell::new(None),
             last_day: Cell::new(None),
         }
+    }
+
+    /// The UTC offset in seconds of a zone that has only ever had one.
+    pub(crate) fn fixed_offset(&self) -> Option<i64> {
+        self.fixed_offset
     }
 
     /// The local date of `time`.
@@ -657,6 +663,32 @@ pub(crate) mod arguments {
             self.nulls.as_ref()
         }
 
+        /// The local date of every row of a TIMESTAMP column in a zone whose UTC offset is always
+        /// `offset` seconds, by arithmetic alone (NULL rows get a date too, to be masked); `None`
+        /// for a DATE column, or when a value lies outside the supported range, which [`get`]
+        /// names.
+        ///
+        /// [`get`]: TimeColumn::get
+        pub(crate) fn local_dates_at_offset(&self, offset: i64) -> Option<Vec<i32>> {
+            let TimeValues::Timestamps {
+                values,
+                ticks_per_second,
+            } = &self.values
+            else {
+                return None;
+            };
+            let mut in_range = true;
+            let dates = values
+                .iter()
+                .map(|value| {
+                    let seconds = value.div_euclid(*ticks_per_second);
+                    in_range &= seconds.unsigned_abs() <= super::MAX_ABS_SECONDS as u64;
+                    (seconds + offset).div_euclid(super::SECONDS_PER_DAY) as i32
+                })
+                .collect();
+            in_range.then_some(dates)
+        }
+
         /// The value at `row`, which must be valid (not NULL).
         pub(crate) fn get(&self, row: usize) -> Result<TimeValue> {
             let value = match &self.values {
@@ -812,6 +844,11 @@ pub(crate) mod arguments {
         /// Rows whose result is NULL because a setting is NULL.
         pub(crate) fn nulls(&self) -> Option<&NullBuffer> {
             self.nulls.as_ref()
+        }
+
+        /// The one calendar of every row, when neither the zone nor the week start varies.
+        pub(crate) fn constant(&self) -> Option<&Calendar> {
+            (!self.varies_by_row).then_some(&self.calendar)
         }
 
         /// The calendar of a row whose settings are not NULL.

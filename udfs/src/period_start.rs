@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, new_null_array};
+use datafusion::arrow::array::{ArrayRef, Date32Array, new_null_array};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, TimeUnit, TimestampMicrosecondType,
@@ -191,6 +191,19 @@ impl ScalarUDFImpl for PeriodStart {
                 Ok(calendars.at(row)?.hour_start(time) * MICROS_PER_SECOND)
             })?;
             Arc::new(starts.with_timezone("UTC"))
+        } else if let Some((calendar, dates)) = calendars.constant().and_then(|calendar| {
+            let dates = times.local_dates_at_offset(calendar.fixed_offset()?)?;
+            Some((calendar, dates))
+        }) {
+            // UTC and other fixed zones: plain arithmetic over the column, with no lookups.
+            let starts: Vec<i32> = match period {
+                Period::Day => dates,
+                _ => dates
+                    .into_iter()
+                    .map(|date| calendar.first_day(period, i64::from(date)) as i32)
+                    .collect(),
+            };
+            Arc::new(Date32Array::new(starts.into(), nulls))
         } else {
             Arc::new(try_map_valid::<Date32Type>(rows, nulls, |row| {
                 let time = times.get(row)?;
