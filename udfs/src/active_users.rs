@@ -120,13 +120,6 @@ impl MetricTableFunction for ActiveUsers {
             return plan_err!("{NAME}: since must be before until, but the range has no day");
         }
 
-        let actor_type = input
-            .plan
-            .schema()
-            .qualified_field_from_column(&input.actor)?
-            .1
-            .data_type()
-            .clone();
         let time = Expr::Column(input.ts.clone());
         let mut filter = Expr::Column(input.actor.clone())
             .is_not_null()
@@ -162,8 +155,9 @@ impl MetricTableFunction for ActiveUsers {
         );
         let mut order = folded_segments(segments);
         order.push(col("day"));
+        let integer_actors = input.actor_type()?.is_integer();
         let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
-        let folded = if actor_type.is_integer() {
+        let folded = if integer_actors {
             let sets = AggregateUDF::from(ActiveUserSets::new()).call(vec![
                 Expr::Column(input.actor.clone()),
                 day,

@@ -240,6 +240,7 @@ impl ActorSets {
             Sets::Dense { base, words, .. } => ActorMap::Dense {
                 base: *base,
                 values: vec![empty; *words * WORD_BITS as usize],
+                empty,
             },
             Sets::Sparse { .. } => ActorMap::Sparse {
                 values: HashMap::new(),
@@ -417,7 +418,7 @@ fn single_list(values: ArrayRef) -> ScalarValue {
 
 /// A value per actor: see [`ActorSets::actor_map`].
 pub(crate) enum ActorMap<T> {
-    Dense { base: i64, values: Vec<T> },
+    Dense { base: i64, values: Vec<T>, empty: T },
     Sparse { values: HashMap<i64, T>, empty: T },
 }
 
@@ -427,6 +428,19 @@ impl<T: Copy> ActorMap<T> {
         match self {
             ActorMap::Dense { base, values, .. } => &mut values[(actor - *base) as usize],
             ActorMap::Sparse { values, empty } => values.entry(actor).or_insert(*empty),
+        }
+    }
+
+    /// Every value set for an actor, in no particular order.
+    pub(crate) fn values(&self) -> Box<dyn Iterator<Item = T> + '_>
+    where
+        T: PartialEq,
+    {
+        match self {
+            ActorMap::Dense { values, empty, .. } => {
+                Box::new(values.iter().copied().filter(move |value| value != empty))
+            }
+            ActorMap::Sparse { values, .. } => Box::new(values.values().copied()),
         }
     }
 }
@@ -520,6 +534,9 @@ mod tests {
         *map.entry(10) = 5;
         *map.entry(20) = 6;
         *map.entry(10) = 7;
-        assert_eq!((*map.entry(10), *map.entry(20), *map.entry(30)), (7, 6, -1));
+        assert_eq!((*map.entry(10), *map.entry(20)), (7, 6));
+        let mut values: Vec<i32> = map.values().collect();
+        values.sort_unstable();
+        assert_eq!(values, vec![6, 7]);
     }
 }

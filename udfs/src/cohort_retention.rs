@@ -241,8 +241,9 @@ impl MetricTableFunction for CohortRetention {
         }
         let period_start = ScalarUDF::from(PeriodStart::new());
         let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
+        // The period of the local day: the zone is applied once per row, not twice.
         let active_period = period_start.call(vec![
-            time,
+            day.clone(),
             lit(period.name()),
             lit(input.tz.name()),
             lit(input.week_start.to_string()),

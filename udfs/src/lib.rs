@@ -15,6 +15,7 @@ mod fold;
 mod input_provider;
 mod lifecycle;
 mod lifecycle_counts;
+mod lifecycle_sets;
 mod options;
 mod period;
 mod period_diff;
@@ -53,6 +54,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(active_user_sets::ActiveUserSets::new()),
         AggregateUDF::from(cohort_counts::CohortCounts::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
+        AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
     ]

@@ -25,6 +25,7 @@ use datafusion::logical_expr::{
 
 use crate::active_days::active_days;
 use crate::lifecycle_counts::{LifecycleCounts, STATUSES};
+use crate::lifecycle_sets::LifecycleSets;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
@@ -144,8 +145,9 @@ impl MetricTableFunction for Lifecycle {
             .and(time.clone().is_not_null());
         let period_start = ScalarUDF::from(PeriodStart::new());
         let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
+        // The period of the local day: the zone is applied once per row, not twice.
         let active_period = period_start.call(vec![
-            time,
+            day.clone(),
             lit(period.name()),
             lit(input.tz.name()),
             lit(input.week_start.to_string()),
@@ -187,16 +189,30 @@ impl MetricTableFunction for Lifecycle {
             .end()?;
         let mut order = folded_segments(segments);
         order.extend([col("period"), status_rank]);
-        let per_actor = LogicalPlanBuilder::from(input.plan)
-            .filter(filter)?
-            .aggregate(
+        let integer_actors = input.actor_type()?.is_integer();
+        let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
+        let folded = if integer_actors {
+            let sets = AggregateUDF::from(LifecycleSets::new()).call(vec![
+                Expr::Column(input.actor.clone()),
+                active_period,
+                day,
+                lit(period.name()),
+                date_literal(first_period.map(i64::from)),
+                date_literal(until.as_ref().map(|until| until.first_day)),
+                date_literal(until.as_ref().map(|until| until.local_date)),
+            ]);
+            fold_segments(events, segments, sets)?
+        } else {
+            let per_actor = events.aggregate(
                 actor_groups,
                 vec![
                     active_days(active_period).alias("periods"),
                     max(day).alias("last_day"),
                 ],
             )?;
-        let folded = fold_segments(per_actor, segments, counts)?.project(output)?;
+            fold_segments(per_actor, segments, counts)?
+        }
+        .project(output)?;
         in_order(folded, order)?.build()
     }
 }

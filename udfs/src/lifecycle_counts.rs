@@ -132,7 +132,7 @@ impl LifecycleCounts {
 }
 
 /// The fields of one reported (period, status).
-fn row_fields() -> Fields {
+pub(crate) fn row_fields() -> Fields {
     Fields::from(vec![
         Field::new("period", DataType::Date32, false),
         Field::new("status", DataType::Utf8, false),
@@ -199,7 +199,7 @@ impl AggregateUDFImpl for LifecycleCounts {
 
 /// Counters by period start, and what was seen.
 #[derive(Debug, Default)]
-struct LifecycleAccumulator {
+pub(crate) struct LifecycleAccumulator {
     period: Option<Period>,
     /// New, returning, resurrecting and dormant actors of each period where any is not zero.
     counts: HashMap<i32, [i64; 4]>,
@@ -212,7 +212,7 @@ struct LifecycleAccumulator {
     complete_until: Option<i32>,
 }
 
-fn parse_period(text: &str) -> Result<Period> {
+pub(crate) fn parse_period(text: &str) -> Result<Period> {
     text.parse()
         .map_err(|error| exec_datafusion_err!("{NAME}: argument period: {error}"))
 }
@@ -227,33 +227,62 @@ impl LifecycleAccumulator {
         self.counts.entry(start).or_default()[status] += count;
     }
 
-    /// Adds one actor's active periods (any order, duplicates allowed).
-    fn add_actor(&mut self, starts: &mut Vec<i32>) -> Result<()> {
-        if starts.is_empty() {
-            return Ok(());
+    /// Counters for a report by `period` from `first_period` to before `end_day` (by default,
+    /// the active periods seen), complete by `complete_until`, the last event on `last_day`.
+    pub(crate) fn new(
+        period: Period,
+        last_day: Option<i32>,
+        first_period: Option<i32>,
+        end_day: Option<i32>,
+        complete_until: Option<i32>,
+    ) -> Self {
+        Self {
+            period: Some(period),
+            last_day,
+            first_period,
+            end_day,
+            complete_until,
+            ..Default::default()
         }
-        let period = self.period()?;
-        starts.sort_unstable();
-        starts.dedup();
-        self.seen = widen(self.seen, starts[0], starts[starts.len() - 1]);
-        let mut previous: Option<i32> = None;
-        for &start in starts.iter() {
-            match previous {
-                None => self.add(start, NEW, 1),
-                Some(before) => {
-                    let after = next_period_start(period, before)?;
-                    if after == start {
-                        self.add(start, RETURNING, 1);
-                    } else {
-                        self.add(start, RESURRECTING, 1);
-                        self.add(after, DORMANT, -1);
-                    }
+    }
+
+    /// Adds an actor's active period starting on `start`, given the start of its previous active
+    /// period: new, returning, or resurrecting after a dormant period. Periods of one actor must
+    /// come in order; [`add_last_period`](Self::add_last_period) ends them.
+    pub(crate) fn add_active_period(&mut self, start: i32, previous: Option<i32>) -> Result<()> {
+        self.seen = widen(self.seen, start, start);
+        match previous {
+            None => self.add(start, NEW, 1),
+            Some(before) => {
+                let after = next_period_start(self.period()?, before)?;
+                if after == start {
+                    self.add(start, RETURNING, 1);
+                } else {
+                    self.add(start, RESURRECTING, 1);
+                    self.add(after, DORMANT, -1);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Ends an actor's active periods: it is dormant in the period after its last one.
+    pub(crate) fn add_last_period(&mut self, last: i32) -> Result<()> {
+        self.add(next_period_start(self.period()?, last)?, DORMANT, -1);
+        Ok(())
+    }
+
+    /// Adds one actor's active periods (any order, duplicates allowed).
+    pub(crate) fn add_actor(&mut self, starts: &mut Vec<i32>) -> Result<()> {
+        starts.sort_unstable();
+        starts.dedup();
+        let mut previous: Option<i32> = None;
+        for &start in starts.iter() {
+            self.add_active_period(start, previous)?;
             previous = Some(start);
         }
         if let Some(last) = previous {
-            self.add(next_period_start(period, last)?, DORMANT, -1);
+            self.add_last_period(last)?;
         }
         Ok(())
     }

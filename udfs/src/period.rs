@@ -663,30 +663,55 @@ pub(crate) mod arguments {
             self.nulls.as_ref()
         }
 
-        /// The local date of every row of a TIMESTAMP column in a zone whose UTC offset is always
-        /// `offset` seconds, by arithmetic alone (NULL rows get a date too, to be masked); `None`
-        /// for a DATE column, or when a value lies outside the supported range, which [`get`]
-        /// names.
+        /// The local date of every row by arithmetic alone (NULL rows get a date too, to be
+        /// masked): a DATE column holds them already, and a TIMESTAMP column needs a zone whose
+        /// UTC offset is always `fixed_offset` seconds. `None` otherwise, or when a value lies
+        /// outside the supported range, which [`get`] names.
         ///
         /// [`get`]: TimeColumn::get
-        pub(crate) fn local_dates_at_offset(&self, offset: i64) -> Option<Vec<i32>> {
-            let TimeValues::Timestamps {
-                values,
-                ticks_per_second,
-            } = &self.values
-            else {
-                return None;
+        pub(crate) fn local_dates(&self, fixed_offset: Option<i64>) -> Option<Vec<i32>> {
+            let max_days = super::MAX_ABS_SECONDS / super::SECONDS_PER_DAY;
+            let in_range = |dates: Vec<i64>| -> Option<Vec<i32>> {
+                let in_range = dates
+                    .iter()
+                    .all(|date| date.unsigned_abs() <= max_days as u64);
+                in_range.then(|| dates.into_iter().map(|date| date as i32).collect())
             };
-            let mut in_range = true;
-            let dates = values
-                .iter()
-                .map(|value| {
-                    let seconds = value.div_euclid(*ticks_per_second);
-                    in_range &= seconds.unsigned_abs() <= super::MAX_ABS_SECONDS as u64;
-                    (seconds + offset).div_euclid(super::SECONDS_PER_DAY) as i32
-                })
-                .collect();
-            in_range.then_some(dates)
+            match &self.values {
+                TimeValues::Date32(values) => {
+                    in_range(values.iter().map(|date| i64::from(*date)).collect())
+                }
+                TimeValues::Date64(values) => in_range(
+                    values
+                        .iter()
+                        .map(|millis| millis.div_euclid(super::SECONDS_PER_DAY * 1_000))
+                        .collect(),
+                ),
+                TimeValues::Timestamps {
+                    values,
+                    ticks_per_second,
+                } => {
+                    let offset = fixed_offset?;
+                    // A constant divisor per unit lets the compiler divide by multiplying.
+                    fn dates<const TICKS_PER_SECOND: i64>(values: &[i64], offset: i64) -> Vec<i64> {
+                        values
+                            .iter()
+                            .map(|value| {
+                                value
+                                    .div_euclid(TICKS_PER_SECOND)
+                                    .saturating_add(offset)
+                                    .div_euclid(super::SECONDS_PER_DAY)
+                            })
+                            .collect()
+                    }
+                    in_range(match ticks_per_second {
+                        1 => dates::<1>(values, offset),
+                        1_000 => dates::<1_000>(values, offset),
+                        1_000_000 => dates::<1_000_000>(values, offset),
+                        _ => dates::<1_000_000_000>(values, offset),
+                    })
+                }
+            }
         }
 
         /// The value at `row`, which must be valid (not NULL).

@@ -192,10 +192,10 @@ impl ScalarUDFImpl for PeriodStart {
             })?;
             Arc::new(starts.with_timezone("UTC"))
         } else if let Some((calendar, dates)) = calendars.constant().and_then(|calendar| {
-            let dates = times.local_dates_at_offset(calendar.fixed_offset()?)?;
+            let dates = times.local_dates(calendar.fixed_offset())?;
             Some((calendar, dates))
         }) {
-            // UTC and other fixed zones: plain arithmetic over the column, with no lookups.
+            // Dates, and instants in UTC and other fixed zones: arithmetic, with no lookups.
             let starts: Vec<i32> = match period {
                 Period::Day => dates,
                 _ => dates

@@ -80,6 +80,15 @@ impl ActorInput {
         })
     }
 
+    /// The type of the actor column.
+    pub(crate) fn actor_type(&self) -> Result<DataType> {
+        let (_, field) = self
+            .plan
+            .schema()
+            .qualified_field_from_column(&self.actor)?;
+        Ok(field.data_type().clone())
+    }
+
     /// A constant of the time column's type at the first instant of local day `day`, to compare
     /// the column with (so that the range reaches the scan).
     pub(crate) fn day_start_literal(&self, day: i64) -> Expr {
