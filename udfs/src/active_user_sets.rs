@@ -165,8 +165,9 @@ impl Accumulator for ActiveUserSetsAccumulator {
         const NEVER: i32 = i32::MIN;
         let mut counts = ActiveUserCountsAccumulator::new(self.first_day, self.end_day);
         let mut previous_days = self.days.actor_map(NEVER);
+        self.days.compact();
         for (day, actors) in self.days.periods() {
-            for actor in actors {
+            for actor in actors.actors() {
                 let previous = previous_days.entry(actor);
                 counts.add_active_day(day, (*previous != NEVER).then_some(*previous));
                 *previous = day;

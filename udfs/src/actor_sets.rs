@@ -198,39 +198,49 @@ impl ActorSets {
     }
 
     fn make_sparse(&mut self) {
-        let mut sparse = BTreeMap::new();
-        for (key, actors) in self.periods() {
-            let actors: Vec<i64> = actors.collect();
-            let sorted = actors.len();
-            sparse.insert(key, SparseSet { actors, sorted });
-        }
+        let sparse = self
+            .periods()
+            .map(|(key, set)| {
+                let actors: Vec<i64> = set.actors().collect();
+                let sorted = actors.len();
+                (key, SparseSet { actors, sorted })
+            })
+            .collect();
         self.sets = Sets::Sparse { periods: sparse };
     }
 
-    /// Each period key with its actors in ascending order, periods in ascending order.
-    pub(crate) fn periods(
-        &mut self,
-    ) -> impl Iterator<Item = (i32, Box<dyn Iterator<Item = i64> + '_>)> {
+    /// Sorts the lists, which [`periods`](Self::periods) and [`set`](Self::set) need.
+    pub(crate) fn compact(&mut self) {
         if let Sets::Sparse { periods } = &mut self.sets {
             periods.values_mut().for_each(SparseSet::compact);
         }
-        let periods: Box<dyn Iterator<Item = (i32, Box<dyn Iterator<Item = i64> + '_>)>> =
-            match &self.sets {
-                Sets::Dense { base, periods, .. } => {
-                    let base = *base;
-                    Box::new(periods.iter().map(move |(key, set)| {
-                        let actors: Box<dyn Iterator<Item = i64>> =
-                            Box::new(set_bits(set).map(move |bit| base + bit));
-                        (*key, actors)
-                    }))
-                }
-                Sets::Sparse { periods } => Box::new(periods.iter().map(|(key, set)| {
-                    let actors: Box<dyn Iterator<Item = i64>> =
-                        Box::new(set.actors.iter().copied());
-                    (*key, actors)
-                })),
-            };
-        periods
+    }
+
+    /// Each period key with its actors, periods in ascending order (after
+    /// [`compact`](Self::compact)).
+    pub(crate) fn periods(&self) -> Box<dyn Iterator<Item = (i32, ActorSet<'_>)> + '_> {
+        match &self.sets {
+            Sets::Dense { base, periods, .. } => Box::new(
+                periods
+                    .iter()
+                    .map(|(key, words)| (*key, ActorSet::Bits { base: *base, words })),
+            ),
+            Sets::Sparse { periods } => Box::new(
+                periods
+                    .iter()
+                    .map(|(key, set)| (*key, ActorSet::Sorted(&set.actors))),
+            ),
+        }
+    }
+
+    /// The actors of period `key` (after [`compact`](Self::compact)).
+    pub(crate) fn set(&self, key: i32) -> Option<ActorSet<'_>> {
+        match &self.sets {
+            Sets::Dense { base, periods, .. } => periods
+                .get(&key)
+                .map(|words| ActorSet::Bits { base: *base, words }),
+            Sets::Sparse { periods } => periods.get(&key).map(|set| ActorSet::Sorted(&set.actors)),
+        }
     }
 
     /// A map from actor to a value, sized for these sets: an array over the bitsets' range, or a
@@ -416,6 +426,34 @@ fn single_list(values: ArrayRef) -> ScalarValue {
     ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))
 }
 
+/// The actors of one period.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ActorSet<'a> {
+    /// Bit `actor - base` of `words`.
+    Bits { base: i64, words: &'a [u64] },
+    /// Sorted, without repeats.
+    Sorted(&'a [i64]),
+}
+
+impl<'a> ActorSet<'a> {
+    /// The actors, ascending.
+    pub(crate) fn actors(self) -> Box<dyn Iterator<Item = i64> + 'a> {
+        match self {
+            ActorSet::Bits { base, words } => Box::new(set_bits(words).map(move |bit| base + bit)),
+            ActorSet::Sorted(actors) => Box::new(actors.iter().copied()),
+        }
+    }
+
+    pub(crate) fn contains(self, actor: i64) -> bool {
+        match self {
+            ActorSet::Bits { base, words } => {
+                word_of(base, words.len(), actor).is_some_and(|(word, bit)| words[word] & bit != 0)
+            }
+            ActorSet::Sorted(actors) => actors.binary_search(&actor).is_ok(),
+        }
+    }
+}
+
 /// A value per actor: see [`ActorSets::actor_map`].
 pub(crate) enum ActorMap<T> {
     Dense { base: i64, values: Vec<T>, empty: T },
@@ -428,6 +466,23 @@ impl<T: Copy> ActorMap<T> {
         match self {
             ActorMap::Dense { base, values, .. } => &mut values[(actor - *base) as usize],
             ActorMap::Sparse { values, empty } => values.entry(actor).or_insert(*empty),
+        }
+    }
+
+    /// The value of `actor`, or the empty one: any actor, not only those of the sets.
+    pub(crate) fn get(&self, actor: i64) -> T {
+        match self {
+            ActorMap::Dense {
+                base,
+                values,
+                empty,
+            } => actor
+                .checked_sub(*base)
+                .and_then(|index| usize::try_from(index).ok())
+                .and_then(|index| values.get(index))
+                .copied()
+                .unwrap_or(*empty),
+            ActorMap::Sparse { values, empty } => values.get(&actor).copied().unwrap_or(*empty),
         }
     }
 
@@ -450,8 +505,9 @@ mod tests {
     use super::*;
 
     fn collected(sets: &mut ActorSets) -> Vec<(i32, Vec<i64>)> {
+        sets.compact();
         sets.periods()
-            .map(|(key, actors)| (key, actors.collect()))
+            .map(|(key, set)| (key, set.actors().collect()))
             .collect()
     }
 

@@ -226,31 +226,31 @@ impl AggregateUDFImpl for CohortCounts {
 
 /// Counter rows by cohort, and the report bounds.
 #[derive(Debug, Default)]
-struct CohortAccumulator {
-    period: Option<Period>,
+pub(crate) struct CohortAccumulator {
+    pub(crate) period: Option<Period>,
     /// How many counters each cohort has: period numbers 0 to `periods - 1`.
-    periods: Option<i32>,
-    mode: Option<Mode>,
-    cumulative: Option<bool>,
+    pub(crate) periods: Option<i32>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) cumulative: Option<bool>,
     /// Each cohort's size, then its retained actors in period numbers 1 to `periods - 1`.
-    counts: BTreeMap<i32, Vec<i64>>,
+    pub(crate) counts: BTreeMap<i32, Vec<i64>>,
     /// The latest active period start seen.
-    last_period: Option<i32>,
+    pub(crate) last_period: Option<i32>,
     /// The latest local date of an event.
-    last_day: Option<i32>,
-    first_period: Option<i32>,
-    end_day: Option<i32>,
-    complete_until: Option<i32>,
+    pub(crate) last_day: Option<i32>,
+    pub(crate) first_period: Option<i32>,
+    pub(crate) end_day: Option<i32>,
+    pub(crate) complete_until: Option<i32>,
 }
 
-fn later(old: Option<i32>, new: Option<i32>) -> Option<i32> {
+pub(crate) fn later(old: Option<i32>, new: Option<i32>) -> Option<i32> {
     match (old, new) {
         (Some(old), Some(new)) => Some(old.max(new)),
         (old, new) => old.or(new),
     }
 }
 
-fn parse_period(text: &str) -> Result<Period> {
+pub(crate) fn parse_period(text: &str) -> Result<Period> {
     match text.parse() {
         Ok(Period::Hour) => exec_err!("{NAME}: period must not be 'hour'"),
         Ok(period) => Ok(period),
@@ -275,7 +275,7 @@ fn date(days: i32) -> Result<NaiveDate> {
 
 /// Whole periods from the period starting on `from` to the one starting on `to`: both are first
 /// days of a `period`, so weeks are 7 days and months, quarters and years whole calendar months.
-fn periods_between(period: Period, from: i32, to: i32) -> Result<i64> {
+pub(crate) fn periods_between(period: Period, from: i32, to: i32) -> Result<i64> {
     let months = |per: i64| -> Result<i64> {
         let (from, to) = (date(from)?, date(to)?);
         let month = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
@@ -367,7 +367,7 @@ impl CohortAccumulator {
     }
 
     /// Adds one actor's start and return periods (each sorted, without repeats).
-    fn add_actor(&mut self, starts: &[i32], returns: &[i32]) -> Result<()> {
+    pub(crate) fn add_actor(&mut self, starts: &[i32], returns: &[i32]) -> Result<()> {
         let period = self.period()?;
         let periods = self.periods()?;
         let mode = self
@@ -390,10 +390,6 @@ impl CohortAccumulator {
             {
                 continue;
             }
-            let row = self
-                .counts
-                .entry(cohort)
-                .or_insert_with(|| vec![0; periods as usize]);
             let mut later_returns = &returns[returns.partition_point(|&r| r <= cohort)..];
             if cumulative {
                 // Only the last return counts.
@@ -407,8 +403,20 @@ impl CohortAccumulator {
                 }
                 numbers.push(number);
             }
-            count_actor(row, &numbers, cumulative);
+            self.add_to_cohort(cohort, &numbers)?;
         }
+        Ok(())
+    }
+
+    /// Adds one actor to `cohort`, with the numbers of the later periods it returned in,
+    /// ascending (with `cumulative`, the last one is enough).
+    pub(crate) fn add_to_cohort(&mut self, cohort: i32, numbers: &[i64]) -> Result<()> {
+        let periods = self.periods()?;
+        let row = self
+            .counts
+            .entry(cohort)
+            .or_insert_with(|| vec![0; periods as usize]);
+        count_actor(row, numbers, self.cumulative.unwrap_or(false));
         Ok(())
     }
 

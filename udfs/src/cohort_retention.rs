@@ -35,6 +35,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::active_days::active_days;
 use crate::cohort_counts::{CohortCounts, MAX_PERIODS, Mode};
+use crate::cohort_sets::CohortSets;
 use crate::period::Period;
 use crate::period_start::PeriodStart;
 use crate::rolling_cohort_counts::RollingCohortCounts;
@@ -248,38 +249,7 @@ impl MetricTableFunction for CohortRetention {
             lit(input.tz.name()),
             lit(input.week_start.to_string()),
         ]);
-        let periods_of = |predicate: &Option<Expr>| -> Result<Expr> {
-            match predicate {
-                Some(predicate) => Ok(active_days(
-                    when(predicate.clone(), active_period.clone()).end()?,
-                )),
-                None => Ok(active_days(active_period.clone())),
-            }
-        };
-        let mut per_actor_values = vec![
-            periods_of(&start_filter)?.alias("starts"),
-            max(active_period.clone()).alias("last_period"),
-            max(day).alias("last_day"),
-        ];
-        // Without filters the start and return periods are the same list: collect it once.
-        let returns = if start_filter.is_none() && return_filter.is_none() {
-            col("starts")
-        } else {
-            per_actor_values.push(periods_of(&return_filter)?.alias("returns"));
-            col("returns")
-        };
-        let segments = &input.segments;
-        let actor_groups: Vec<Expr> = segments
-            .iter()
-            .cloned()
-            .chain([input.actor.clone()])
-            .map(Expr::Column)
-            .collect();
-        let counts = AggregateUDF::from(CohortCounts::new()).call(vec![
-            col("starts"),
-            returns,
-            col("last_period"),
-            col("last_day"),
+        let settings = [
             lit(period.name()),
             lit(i64::from(periods)),
             lit(match mode {
@@ -290,11 +260,54 @@ impl MetricTableFunction for CohortRetention {
             date_literal(first_period.map(i64::from)),
             date_literal(until.as_ref().map(|until| until.first_day)),
             date_literal(until.as_ref().map(|until| until.local_date)),
-        ]);
-
-        let per_actor = LogicalPlanBuilder::from(input.plan)
-            .filter(filter)?
-            .aggregate(actor_groups, per_actor_values)?;
+        ];
+        let segments = &input.segments;
+        let integer_actors = input.actor_type()?.is_integer();
+        let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
+        let period_if = |predicate: &Option<Expr>| -> Result<Expr> {
+            match predicate {
+                Some(predicate) => when(predicate.clone(), active_period.clone()).end(),
+                None => Ok(active_period.clone()),
+            }
+        };
+        // Without filters the start and return periods are the same: collect them once.
+        let same_periods = start_filter.is_none() && return_filter.is_none();
+        if integer_actors {
+            let mut arguments = vec![
+                Expr::Column(input.actor.clone()),
+                active_period.clone(),
+                period_if(&start_filter)?,
+                match same_periods {
+                    true => lit(ScalarValue::Null),
+                    false => period_if(&return_filter)?,
+                },
+                day,
+            ];
+            arguments.extend(settings);
+            let sets = AggregateUDF::from(CohortSets::new()).call(arguments);
+            return report_rows(events, segments, sets);
+        }
+        let mut per_actor_values = vec![
+            active_days(period_if(&start_filter)?).alias("starts"),
+            max(active_period.clone()).alias("last_period"),
+            max(day).alias("last_day"),
+        ];
+        let returns = if same_periods {
+            col("starts")
+        } else {
+            per_actor_values.push(active_days(period_if(&return_filter)?).alias("returns"));
+            col("returns")
+        };
+        let actor_groups: Vec<Expr> = segments
+            .iter()
+            .cloned()
+            .chain([input.actor.clone()])
+            .map(Expr::Column)
+            .collect();
+        let mut arguments = vec![col("starts"), returns, col("last_period"), col("last_day")];
+        arguments.extend(settings);
+        let counts = AggregateUDF::from(CohortCounts::new()).call(arguments);
+        let per_actor = events.aggregate(actor_groups, per_actor_values)?;
         report_rows(per_actor, segments, counts)
     }
 }

@@ -11,6 +11,7 @@ mod active_users;
 mod actor_sets;
 mod cohort_counts;
 mod cohort_retention;
+mod cohort_sets;
 mod fold;
 mod input_provider;
 mod lifecycle;
@@ -53,6 +54,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
         AggregateUDF::from(active_user_sets::ActiveUserSets::new()),
         AggregateUDF::from(cohort_counts::CohortCounts::new()),
+        AggregateUDF::from(cohort_sets::CohortSets::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),

@@ -219,8 +219,9 @@ impl Accumulator for LifecycleSetsAccumulator {
         let mut counts =
             LifecycleAccumulator::new(period, self.last_day, first_period, end_day, complete_until);
         let mut previous_periods = self.periods.actor_map(NEVER);
+        self.periods.compact();
         for (start, actors) in self.periods.periods() {
-            for actor in actors {
+            for actor in actors.actors() {
                 let previous = previous_periods.entry(actor);
                 counts.add_active_period(start, (*previous != NEVER).then_some(*previous))?;
                 *previous = start;
