@@ -442,8 +442,11 @@ mod tests {
     use super::*;
     use crate::period::Period;
 
-    /// The report of both folds over the same events: (actor, week, is a start, is a return).
-    fn both_reports(mode: Mode, cumulative: bool, events: &[(i64, i32, bool, bool)]) {
+    /// An event: actor, week number, whether a start, whether a return.
+    type Event = (i64, i32, bool, bool);
+
+    /// The report of both folds over the same events.
+    fn both_reports(mode: Mode, cumulative: bool, events: &[Event]) {
         let week = |n: i32| 19_723 + 7 * n;
         let mode_name = match mode {
             Mode::FirstTime => "first_time",
@@ -452,7 +455,7 @@ mod tests {
         let mut sets = CohortSetsAccumulator::default();
         for batch in events.chunks(4) {
             let rows = batch.len();
-            let dates = |pick: &dyn Fn(&(i64, i32, bool, bool)) -> Option<i32>| -> ArrayRef {
+            let dates = |pick: &dyn Fn(&Event) -> Option<i32>| -> ArrayRef {
                 Arc::new(Date32Array::from(
                     batch.iter().map(pick).collect::<Vec<_>>(),
                 ))
@@ -484,7 +487,7 @@ mod tests {
             ..Default::default()
         };
         for actor in 1..=4 {
-            let weeks = |pick: fn(&(i64, i32, bool, bool)) -> bool| -> Vec<i32> {
+            let weeks = |pick: fn(&Event) -> bool| -> Vec<i32> {
                 let mut weeks: Vec<i32> = events
                     .iter()
                     .filter(|e| e.0 == actor && pick(e))

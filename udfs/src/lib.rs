@@ -27,6 +27,7 @@ mod table_function;
 mod time_arguments;
 mod usage_frequency;
 mod usage_frequency_counts;
+mod usage_frequency_sets;
 mod usagelake_functions;
 
 pub use options::{UsagelakeOptions, WeekStart};
@@ -59,6 +60,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
+        AggregateUDF::from(usage_frequency_sets::UsageFrequencySets::new()),
     ]
 }
 

@@ -36,6 +36,7 @@ use crate::table_function::{
 };
 use crate::time_arguments::{ActorInput, time_bound};
 use crate::usage_frequency_counts::{UsageFrequencyCounts, check_days};
+use crate::usage_frequency_sets::UsageFrequencySets;
 
 const NAME: &str = "usage_frequency";
 
@@ -164,9 +165,10 @@ impl MetricTableFunction for UsageFrequency {
             .chain([input.actor.clone()])
             .map(Expr::Column)
             .collect();
+        let as_of_literal = lit(ScalarValue::Date32(as_of.map(|day| day as i32)));
         let histogram = AggregateUDF::from(UsageFrequencyCounts::new()).call(vec![
             col(DAYS),
-            lit(ScalarValue::Date32(as_of.map(|day| day as i32))),
+            as_of_literal.clone(),
             lit(window_days),
             lit(lookback_days),
         ]);
@@ -178,10 +180,22 @@ impl MetricTableFunction for UsageFrequency {
         );
         let mut order = folded_segments(segments);
         order.push(col("days_active"));
-        let per_actor = LogicalPlanBuilder::from(input.plan)
-            .filter(filter)?
-            .aggregate(actor_groups, vec![active_days(day).alias(DAYS)])?;
-        let folded = fold_segments(per_actor, segments, histogram)?.project(output)?;
+        let integer_actors = input.actor_type()?.is_integer();
+        let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
+        let folded = if integer_actors {
+            let sets = AggregateUDF::from(UsageFrequencySets::new()).call(vec![
+                Expr::Column(input.actor.clone()),
+                day,
+                as_of_literal,
+                lit(window_days),
+                lit(lookback_days),
+            ]);
+            fold_segments(events, segments, sets)?
+        } else {
+            let per_actor = events.aggregate(actor_groups, vec![active_days(day).alias(DAYS)])?;
+            fold_segments(per_actor, segments, histogram)?
+        }
+        .project(output)?;
         in_order(folded, order)?.build()
     }
 }

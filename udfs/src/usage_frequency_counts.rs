@@ -138,7 +138,7 @@ impl UsageFrequencyCounts {
 }
 
 /// The fields of one row of the histogram.
-fn row_fields() -> Fields {
+pub(crate) fn row_fields() -> Fields {
     Fields::from(vec![
         Field::new("days_active", DataType::Int32, false),
         Field::new("actors", DataType::Int64, false),
@@ -196,23 +196,23 @@ impl AggregateUDFImpl for UsageFrequencyCounts {
 
 /// The arguments of a fold, the same for every row of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Settings {
+pub(crate) struct Settings {
     /// The last day of the window, or `None` for the last active day.
-    as_of: Option<i32>,
-    window_days: i32,
-    lookback_days: i32,
+    pub(crate) as_of: Option<i32>,
+    pub(crate) window_days: i32,
+    pub(crate) lookback_days: i32,
 }
 
 /// Actors by (rank, day): how many actors have their rank-th most recent active day on day.
 #[derive(Debug, Default)]
-struct UsageFrequencyAccumulator {
+pub(crate) struct UsageFrequencyAccumulator {
     /// Unknown until a row (or a state with rows) arrives: an empty partition knows no arguments.
     settings: Option<Settings>,
     ranked: HashMap<(i32, i32), i64>,
 }
 
 impl UsageFrequencyAccumulator {
-    fn set_settings(&mut self, settings: Settings) -> Result<()> {
+    pub(crate) fn set_settings(&mut self, settings: Settings) -> Result<()> {
         match self.settings {
             Some(old) if old != settings => {
                 exec_err!(
@@ -227,7 +227,7 @@ impl UsageFrequencyAccumulator {
     }
 
     /// Adds one actor's active days (any order, duplicates allowed).
-    fn add_actor(&mut self, settings: Settings, days: &mut Vec<i32>) {
+    pub(crate) fn add_actor(&mut self, settings: Settings, days: &mut Vec<i32>) {
         if let Some(as_of) = settings.as_of {
             // Only the look-back counts: days after as_of, and the actor's older history, never do.
             days.retain(|day| (as_of - settings.lookback_days + 1..=as_of).contains(day));
@@ -274,8 +274,33 @@ impl UsageFrequencyAccumulator {
     }
 }
 
+/// The report, from the number of actors with at least k active days in the window for k from 0
+/// (seen in the look-back) to `window_days`.
+pub(crate) fn histogram(at_least: &[i64], window_days: i32) -> Result<ScalarValue> {
+    let total = at_least.first().copied().unwrap_or(0);
+    // No actor in the look-back is an empty result, as an empty table is: so the shares below
+    // never divide by 0.
+    let rows = if total == 0 { 0 } else { at_least.len() };
+    let share = |actors: i64| actors as f64 / total as f64;
+    let exactly = |k: usize| at_least[k] - at_least.get(k + 1).copied().unwrap_or(0);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(0..rows as i32)),
+        Arc::new(Int64Array::from_iter_values((0..rows).map(exactly))),
+        Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|k| share(exactly(k))),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|k| share(at_least[k])),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|k| band(k as i64, i64::from(window_days))),
+        )),
+    ];
+    report(StructArray::try_new(row_fields(), columns, None)?)
+}
+
 /// An integer argument's column as BIGINT, whatever its integer type.
-fn integer_argument(array: &ArrayRef, name: &str) -> Result<Int64Array> {
+pub(crate) fn integer_argument(array: &ArrayRef, name: &str) -> Result<Int64Array> {
     let array = cast(array, &DataType::Int64)?;
     let array = array.as_primitive::<Int64Type>().clone();
     if array.null_count() > 0 {
@@ -364,31 +389,10 @@ impl Accumulator for UsageFrequencyAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let (at_least, window_days) = match self.settings {
-            Some(settings) => (self.at_least(settings), i64::from(settings.window_days)),
-            None => (Vec::new(), 0),
-        };
-        let total = at_least.first().copied().unwrap_or(0);
-        // No actor in the look-back is an empty result, as an empty table is: so the shares
-        // below never divide by 0.
-        let rows = if total == 0 { 0 } else { at_least.len() };
-        let share = |actors: i64| actors as f64 / total as f64;
-        let exactly = |k: usize| at_least[k] - at_least.get(k + 1).copied().unwrap_or(0);
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from_iter_values(0..rows as i32)),
-            Arc::new(Int64Array::from_iter_values((0..rows).map(exactly))),
-            Arc::new(Float64Array::from_iter_values(
-                (0..rows).map(|k| share(exactly(k))),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                (0..rows).map(|k| share(at_least[k])),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                (0..rows).map(|k| band(k as i64, window_days)),
-            )),
-        ];
-        let histogram = StructArray::try_new(row_fields(), columns, None)?;
-        report(histogram)
+        match self.settings {
+            Some(settings) => histogram(&self.at_least(settings), settings.window_days),
+            None => histogram(&[], 0),
+        }
     }
 
     fn size(&self) -> usize {
