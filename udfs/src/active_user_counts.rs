@@ -186,11 +186,16 @@ impl ActiveUserCountsAccumulator {
         }
     }
 
+    /// Makes ready for [`add_active_day`](Self::add_active_day) with days from `first` to `last`.
+    pub(crate) fn expect_days(&mut self, first: i32, last: i32) {
+        self.seen = widen(self.seen, first, last);
+        self.cover(first, last + MONTH_DAYS);
+    }
+
     /// Adds an actor's active `day`, given its previous active day: the windows it opens, less
-    /// what the previous day's windows already cover. Days of one actor must come in order.
+    /// what the previous day's windows already cover. Days of one actor must come in order, within
+    /// the range given to [`expect_days`](Self::expect_days).
     pub(crate) fn add_active_day(&mut self, day: i32, previous: Option<i32>) {
-        self.seen = widen(self.seen, day, day);
-        self.cover(day, day + MONTH_DAYS);
         for (counter, window) in WINDOWS.iter().enumerate() {
             let start = previous.map_or(day, |previous| day.max(previous + window));
             if start < day + window {

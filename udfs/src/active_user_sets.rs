@@ -166,12 +166,16 @@ impl Accumulator for ActiveUserSetsAccumulator {
         let mut counts = ActiveUserCountsAccumulator::new(self.first_day, self.end_day);
         let mut previous_days = self.days.actor_map(NEVER);
         self.days.compact();
+        let mut days = self.days.periods().map(|(day, _)| day);
+        if let Some(first) = days.next() {
+            counts.expect_days(first, days.last().unwrap_or(first));
+        }
         for (day, actors) in self.days.periods() {
-            for actor in actors.actors() {
+            actors.for_each(|actor| {
                 let previous = previous_days.entry(actor);
                 counts.add_active_day(day, (*previous != NEVER).then_some(*previous));
                 *previous = day;
-            }
+            });
         }
         counts.evaluate()
     }

@@ -90,6 +90,18 @@ fn word_of(base: i64, words: usize, actor: i64) -> Option<(usize, u64)> {
 impl ActorSets {
     /// Adds `actors[row]` to the set of period `keys[row]` for every row where both are valid.
     pub(crate) fn add_batch(&mut self, actors: &Int64Array, keys: &Int32Array) {
+        if actors.null_count() == 0 && keys.null_count() == 0 {
+            // The usual case (the plans filter NULLs out): plain slices, no validity checks.
+            let (actors, keys) = (actors.values(), keys.values());
+            let mut row = 0;
+            while row < keys.len() {
+                let key = keys[row];
+                let end = row + keys[row..].iter().take_while(|k| **k == key).count();
+                self.add_run(key, actors[row..end].iter().copied());
+                row = end;
+            }
+            return;
+        }
         let mut row = 0;
         while row < keys.len() {
             if keys.is_null(row) {
@@ -441,6 +453,24 @@ impl<'a> ActorSet<'a> {
         match self {
             ActorSet::Bits { base, words } => Box::new(set_bits(words).map(move |bit| base + bit)),
             ActorSet::Sorted(actors) => Box::new(actors.iter().copied()),
+        }
+    }
+
+    /// Calls `visit` with each actor, ascending: as [`actors`](Self::actors), without the
+    /// dynamic dispatch per actor that the folds' inner loops cannot afford.
+    pub(crate) fn for_each(self, mut visit: impl FnMut(i64)) {
+        match self {
+            ActorSet::Bits { base, words } => {
+                for (index, word) in words.iter().enumerate() {
+                    let mut bits = *word;
+                    let word_base = base + index as i64 * WORD_BITS;
+                    while bits != 0 {
+                        visit(word_base + i64::from(bits.trailing_zeros()));
+                        bits &= bits - 1;
+                    }
+                }
+            }
+            ActorSet::Sorted(actors) => actors.iter().for_each(|actor| visit(*actor)),
         }
     }
 

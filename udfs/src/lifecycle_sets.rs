@@ -221,11 +221,16 @@ impl Accumulator for LifecycleSetsAccumulator {
         let mut previous_periods = self.periods.actor_map(NEVER);
         self.periods.compact();
         for (start, actors) in self.periods.periods() {
-            for actor in actors.actors() {
+            let mut result = Ok(());
+            actors.for_each(|actor| {
                 let previous = previous_periods.entry(actor);
-                counts.add_active_period(start, (*previous != NEVER).then_some(*previous))?;
+                if result.is_ok() {
+                    result =
+                        counts.add_active_period(start, (*previous != NEVER).then_some(*previous));
+                }
                 *previous = start;
-            }
+            });
+            result?;
         }
         for last in previous_periods.values() {
             counts.add_last_period(last)?;

@@ -692,19 +692,27 @@ pub(crate) mod arguments {
                     ticks_per_second,
                 } => {
                     let offset = fixed_offset?;
-                    // A constant divisor per unit lets the compiler divide by multiplying.
-                    fn dates<const TICKS_PER_SECOND: i64>(values: &[i64], offset: i64) -> Vec<i64> {
+                    let limit = super::MAX_ABS_SECONDS.saturating_mul(*ticks_per_second);
+                    if values
+                        .iter()
+                        .any(|value| value.unsigned_abs() > limit as u64)
+                    {
+                        return None;
+                    }
+                    // One division by a constant per row: the compiler turns it into a multiply.
+                    fn dates<const TICKS_PER_SECOND: i64>(values: &[i64], offset: i64) -> Vec<i32> {
+                        let offset = offset * TICKS_PER_SECOND;
                         values
                             .iter()
                             .map(|value| {
                                 value
-                                    .div_euclid(TICKS_PER_SECOND)
                                     .saturating_add(offset)
-                                    .div_euclid(super::SECONDS_PER_DAY)
+                                    .div_euclid(TICKS_PER_SECOND * super::SECONDS_PER_DAY)
+                                    as i32
                             })
                             .collect()
                     }
-                    in_range(match ticks_per_second {
+                    Some(match ticks_per_second {
                         1 => dates::<1>(values, offset),
                         1_000 => dates::<1_000>(values, offset),
                         1_000_000 => dates::<1_000_000>(values, offset),

@@ -206,10 +206,10 @@ impl Accumulator for UsageFrequencySetsAccumulator {
                 continue;
             }
             let in_window = i32::from(day >= window_start);
-            for actor in actors.actors() {
+            actors.for_each(|actor| {
                 let days = active_days.entry(actor);
                 *days = (*days).max(0) + in_window;
-            }
+            });
         }
         // Actors with exactly k days, then with at least k.
         let mut at_least = vec![0; settings.window_days as usize + 1];
