@@ -12,7 +12,7 @@ use std::mem::size_of_val;
 use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -22,7 +22,7 @@ use datafusion_macros::user_doc;
 
 use crate::active_user_counts::{ActiveUserCountsAccumulator, day_fields};
 use crate::actor_sets::ActorSets;
-use crate::fold::{date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 
 const NAME: &str = "active_user_sets";
 
@@ -73,17 +73,14 @@ impl AggregateUDFImpl for ActiveUserSets {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !arg_types[0].is_integer() {
-            return plan_err!("{NAME}: actor must be an integer, not {}", arg_types[0]);
-        }
-        if arg_types[1] != DataType::Date32 {
-            return plan_err!("{NAME}: day must be a DATE, not {}", arg_types[1]);
-        }
-        for (name, data_type) in ["first_day", "end_day"].iter().zip(&arg_types[2..]) {
-            if !matches!(data_type, DataType::Date32 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a DATE, not {data_type}");
-            }
-        }
+        use Expected::*;
+        let expected = [
+            ("actor", Integer),
+            ("day", Date),
+            ("first_day", Date),
+            ("end_day", Date),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(day_fields())))
     }
 

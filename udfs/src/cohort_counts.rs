@@ -31,7 +31,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::fold::{date_at, int32_at, list_of, report, set_bound, state_field};
+use crate::fold::{
+    Expected, check_arguments, date_at, int32_at, list_of, report, set_bound, state_field,
+};
 use crate::lifecycle_counts::next_period_start;
 use crate::period::Period;
 
@@ -152,13 +154,6 @@ pub(crate) fn row_fields() -> Fields {
     ])
 }
 
-pub(crate) fn is_string(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-    )
-}
-
 impl AggregateUDFImpl for CohortCounts {
     fn name(&self) -> &str {
         NAME
@@ -175,29 +170,21 @@ impl AggregateUDFImpl for CohortCounts {
                 other => return plan_err!("{NAME}: {name} must be a LIST<DATE>, not {other}"),
             }
         }
-        let dates = [
-            (2, "last_period"),
-            (3, "last_day"),
-            (8, "first_period"),
-            (9, "end_day"),
-            (10, "complete_until"),
+        use Expected::*;
+        let expected = [
+            ("starts", Other),
+            ("returns", Other),
+            ("last_period", Date),
+            ("last_day", Date),
+            ("period", String),
+            ("periods", Integer),
+            ("mode", String),
+            ("cumulative", Boolean),
+            ("first_period", Date),
+            ("end_day", Date),
+            ("complete_until", Date),
         ];
-        for (index, name) in dates {
-            if !matches!(arg_types[index], DataType::Date32 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a DATE, not {}", arg_types[index]);
-            }
-        }
-        for (index, name) in [(4, "period"), (6, "mode")] {
-            if !is_string(&arg_types[index]) {
-                return plan_err!("{NAME}: {name} must be a string, not {}", arg_types[index]);
-            }
-        }
-        if !arg_types[5].is_integer() {
-            return plan_err!("{NAME}: periods must be an integer, not {}", arg_types[5]);
-        }
-        if arg_types[7] != DataType::Boolean {
-            return plan_err!("{NAME}: cumulative must be a BOOLEAN, not {}", arg_types[7]);
-        }
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 
@@ -313,6 +300,27 @@ pub(crate) fn count_actor(row: &mut [i64], numbers: &[i64], cumulative: bool) {
             }
         }
     }
+}
+
+/// The cells of a report: cohort, size, period number, retained, complete.
+#[cfg(test)]
+pub(crate) fn cells(report: ScalarValue) -> Vec<(i32, i64, i32, i64, bool)> {
+    let ScalarValue::List(list) = report else {
+        panic!("a list");
+    };
+    let rows = list.value(0);
+    let rows = rows.as_struct();
+    (0..rows.len())
+        .map(|row| {
+            (
+                rows.column(0).as_primitive::<Date32Type>().value(row),
+                rows.column(1).as_primitive::<Int64Type>().value(row),
+                rows.column(2).as_primitive::<Int32Type>().value(row),
+                rows.column(3).as_primitive::<Int64Type>().value(row),
+                rows.column(5).as_boolean().value(row),
+            )
+        })
+        .collect()
 }
 
 /// The report rows of a retention triangle, built cell by cell.
@@ -689,22 +697,7 @@ mod tests {
     }
 
     fn evaluated(accumulator: &mut CohortAccumulator) -> Vec<(i32, i64, i32, i64, bool)> {
-        let ScalarValue::List(list) = accumulator.evaluate().unwrap() else {
-            panic!("a list");
-        };
-        let rows = list.value(0);
-        let rows = rows.as_struct();
-        (0..rows.len())
-            .map(|row| {
-                (
-                    rows.column(0).as_primitive::<Date32Type>().value(row),
-                    rows.column(1).as_primitive::<Int64Type>().value(row),
-                    rows.column(2).as_primitive::<Int32Type>().value(row),
-                    rows.column(3).as_primitive::<Int64Type>().value(row),
-                    rows.column(5).as_boolean().value(row),
-                )
-            })
-            .collect()
+        cells(accumulator.evaluate().unwrap())
     }
 
     #[test]

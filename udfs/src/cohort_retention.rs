@@ -8,6 +8,9 @@
 //! with a start event and with a return event (as `period_start` DATEs; a filter that is not true
 //! leaves a NULL, which `active_days` skips), then [`cohort_counts`](crate::cohort_counts) folding
 //! them into the counters of each (cohort, period number). The fold's list is unnested into rows.
+//! When the actor is an integer, one aggregate over the events does both steps without the
+//! GROUP BY: [`cohort_sets`](crate::cohort_sets) keeps each period's starting and returning actors
+//! as bitsets.
 //!
 //! With `mode => 'first_time'` the whole input is read, whatever the range: an actor's first start
 //! event may lie long before `since`. With `'recurring'` nothing before the first reported cohort

@@ -14,7 +14,7 @@ use std::mem::size_of_val;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, max};
 use datafusion::arrow::datatypes::{DataType, Date32Type, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
+use datafusion::common::{ScalarValue, exec_datafusion_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -24,10 +24,9 @@ use datafusion_macros::user_doc;
 
 use crate::actor_sets::{ActorSet, ActorSets};
 use crate::cohort_counts::{
-    CohortAccumulator, Mode, check_periods, is_string, later, parse_period, periods_between,
-    row_fields,
+    CohortAccumulator, Mode, check_periods, later, parse_period, periods_between, row_fields,
 };
-use crate::fold::{date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 use crate::lifecycle_counts::next_period_start;
 
 const NAME: &str = "cohort_sets";
@@ -116,34 +115,22 @@ impl AggregateUDFImpl for CohortSets {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !arg_types[0].is_integer() {
-            return plan_err!("{NAME}: actor must be an integer, not {}", arg_types[0]);
-        }
-        let dates = [
-            (1, "period_start"),
-            (2, "start_period"),
-            (3, "return_period"),
-            (4, "day"),
-            (9, "first_period"),
-            (10, "end_day"),
-            (11, "complete_until"),
+        use Expected::*;
+        let expected = [
+            ("actor", Integer),
+            ("period_start", Date),
+            ("start_period", Date),
+            ("return_period", Date),
+            ("day", Date),
+            ("period", String),
+            ("periods", Integer),
+            ("mode", String),
+            ("cumulative", Boolean),
+            ("first_period", Date),
+            ("end_day", Date),
+            ("complete_until", Date),
         ];
-        for (index, name) in dates {
-            if !matches!(arg_types[index], DataType::Date32 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a DATE, not {}", arg_types[index]);
-            }
-        }
-        for (index, name) in [(5, "period"), (7, "mode")] {
-            if !is_string(&arg_types[index]) {
-                return plan_err!("{NAME}: {name} must be a string, not {}", arg_types[index]);
-            }
-        }
-        if !arg_types[6].is_integer() {
-            return plan_err!("{NAME}: periods must be an integer, not {}", arg_types[6]);
-        }
-        if arg_types[8] != DataType::Boolean {
-            return plan_err!("{NAME}: cumulative must be a BOOLEAN, not {}", arg_types[8]);
-        }
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef, Int32Type};
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::StateFieldsArgs;
 use datafusion::logical_expr::utils::format_state_name;
@@ -79,4 +79,55 @@ pub(crate) fn widen(seen: Option<(i32, i32)>, low: i32, high: i32) -> Option<(i3
         Some((l, h)) => (l.min(low), h.max(high)),
         None => (low, high),
     })
+}
+
+/// What a fold's argument must be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expected {
+    /// A DATE, or a NULL constant.
+    Date,
+    /// A BIGINT, or a NULL constant.
+    BigInt,
+    /// Any integer type.
+    Integer,
+    /// A string of any of Arrow's kinds.
+    String,
+    Boolean,
+    /// Checked by the caller (a list, say).
+    Other,
+}
+
+/// Checks each argument against what `expected` says of it, in positional order, naming the first
+/// that does not fit.
+pub(crate) fn check_arguments(
+    function: &str,
+    arg_types: &[DataType],
+    expected: &[(&str, Expected)],
+) -> Result<()> {
+    for ((name, expected), data_type) in expected.iter().zip(arg_types) {
+        let (fits, what) = match expected {
+            Expected::Date => (
+                matches!(data_type, DataType::Date32 | DataType::Null),
+                "a DATE",
+            ),
+            Expected::BigInt => (
+                matches!(data_type, DataType::Int64 | DataType::Null),
+                "a BIGINT",
+            ),
+            Expected::Integer => (data_type.is_integer(), "an integer"),
+            Expected::String => (
+                matches!(
+                    data_type,
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ),
+                "a string",
+            ),
+            Expected::Boolean => (data_type == &DataType::Boolean, "a BOOLEAN"),
+            Expected::Other => (true, ""),
+        };
+        if !fits {
+            return plan_err!("{function}: {name} must be {what}, not {data_type}");
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,9 @@
 //! [`lifecycle_counts`](crate::lifecycle_counts) folding those sets into per-period status counts
 //! in time linear in the (actor, period) pairs. The fold's list is unnested into rows.
 //!
+//! When the actor is an integer, one aggregate over the events does both steps without the
+//! GROUP BY: [`lifecycle_sets`](crate::lifecycle_sets) keeps each period's actors as a bitset.
+//!
 //! The whole input is read, whatever the range: an actor's first-seen period may lie long before
 //! `since`, and `period_complete` compares with the input's last event, which may lie after
 //! `until`.

@@ -11,7 +11,7 @@ use std::mem::size_of_val;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, max};
 use datafusion::arrow::datatypes::{DataType, Date32Type, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -20,8 +20,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::actor_sets::ActorSets;
-use crate::cohort_counts::is_string;
-use crate::fold::{date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 use crate::lifecycle_counts::{LifecycleAccumulator, parse_period, row_fields};
 use crate::period::Period;
 
@@ -88,22 +87,17 @@ impl AggregateUDFImpl for LifecycleSets {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !arg_types[0].is_integer() {
-            return plan_err!("{NAME}: actor must be an integer, not {}", arg_types[0]);
-        }
-        for (index, name) in [(1, "period_start"), (2, "day")] {
-            if arg_types[index] != DataType::Date32 {
-                return plan_err!("{NAME}: {name} must be a DATE, not {}", arg_types[index]);
-            }
-        }
-        if !is_string(&arg_types[3]) {
-            return plan_err!("{NAME}: period must be a string, not {}", arg_types[3]);
-        }
-        for (index, name) in [(4, "first_period"), (5, "end_day"), (6, "complete_until")] {
-            if !matches!(arg_types[index], DataType::Date32 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a DATE, not {}", arg_types[index]);
-            }
-        }
+        use Expected::*;
+        let expected = [
+            ("actor", Integer),
+            ("period_start", Date),
+            ("day", Date),
+            ("period", String),
+            ("first_period", Date),
+            ("end_day", Date),
+            ("complete_until", Date),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 

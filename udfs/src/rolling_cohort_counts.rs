@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::cohort_counts::{CohortRows, check_periods, count_actor, row_fields};
-use crate::fold::{date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 
 const NAME: &str = "rolling_cohort_counts";
 
@@ -108,24 +108,22 @@ impl AggregateUDFImpl for RollingCohortCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !matches!(arg_types[0], DataType::Date32 | DataType::Null) {
-            return plan_err!("{NAME}: cohort must be a DATE, not {}", arg_types[0]);
-        }
-        for (index, name) in [(1, "anchor"), (2, "last"), (4, "window"), (7, "until")] {
-            if !matches!(arg_types[index], DataType::Int64 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a BIGINT, not {}", arg_types[index]);
-            }
-        }
         match &arg_types[3] {
             DataType::List(item) if item.data_type() == &DataType::Int64 => {}
             other => return plan_err!("{NAME}: numbers must be a LIST<BIGINT>, not {other}"),
         }
-        if !arg_types[5].is_integer() {
-            return plan_err!("{NAME}: periods must be an integer, not {}", arg_types[5]);
-        }
-        if arg_types[6] != DataType::Boolean {
-            return plan_err!("{NAME}: cumulative must be a BOOLEAN, not {}", arg_types[6]);
-        }
+        use Expected::*;
+        let expected = [
+            ("cohort", Date),
+            ("anchor", BigInt),
+            ("last", BigInt),
+            ("numbers", Other),
+            ("window", BigInt),
+            ("periods", Integer),
+            ("cumulative", Boolean),
+            ("until", BigInt),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 
@@ -378,9 +376,8 @@ impl Accumulator for RollingAccumulator {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::Date32Type;
-
     use super::*;
+    use crate::cohort_counts::cells;
 
     const DAY: i64 = 86_400;
     // 2024-01-01, as days since 1970-01-01 and as seconds.
@@ -397,22 +394,7 @@ mod tests {
     }
 
     fn evaluated(accumulator: &mut RollingAccumulator) -> Vec<(i32, i64, i32, i64, bool)> {
-        let ScalarValue::List(list) = accumulator.evaluate().unwrap() else {
-            panic!("a list");
-        };
-        let rows = list.value(0);
-        let rows = rows.as_struct();
-        (0..rows.len())
-            .map(|row| {
-                (
-                    rows.column(0).as_primitive::<Date32Type>().value(row),
-                    rows.column(1).as_primitive::<Int64Type>().value(row),
-                    rows.column(2).as_primitive::<Int32Type>().value(row),
-                    rows.column(3).as_primitive::<Int64Type>().value(row),
-                    rows.column(5).as_boolean().value(row),
-                )
-            })
-            .collect()
+        cells(accumulator.evaluate().unwrap())
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! unchanged on a cluster: `GROUP BY [segment,] actor` collecting each actor's distinct active
 //! local days, and [`usage_frequency_counts`](crate::usage_frequency_counts) folding those sets
 //! into the histogram in time linear in the (actor, day) pairs; its list of rows is unnested.
+//! When the actor is an integer, one aggregate over the events does both steps without the
+//! GROUP BY: [`usage_frequency_sets`](crate::usage_frequency_sets) keeps each day's actors as a
+//! bitset.
 //!
 //! With `as_of` given, only the look-back's days are read: the filter on the time column reaches
 //! the scan (and prunes the sample lake's date partitions). Without it, `as_of` is the last day

@@ -11,7 +11,7 @@ use std::mem::size_of_val;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::actor_sets::ActorSets;
-use crate::fold::{date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 use crate::period::arguments::Stage;
 use crate::usage_frequency_counts::{
     Settings, check_days, histogram, integer_argument, row_fields,
@@ -77,23 +77,15 @@ impl AggregateUDFImpl for UsageFrequencySets {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !arg_types[0].is_integer() {
-            return plan_err!("{NAME}: actor must be an integer, not {}", arg_types[0]);
-        }
-        if arg_types[1] != DataType::Date32 {
-            return plan_err!("{NAME}: day must be a DATE, not {}", arg_types[1]);
-        }
-        if !matches!(arg_types[2], DataType::Date32 | DataType::Null) {
-            return plan_err!("{NAME}: as_of must be a DATE, not {}", arg_types[2]);
-        }
-        for (index, name) in [(3, "window_days"), (4, "lookback_days")] {
-            if !arg_types[index].is_integer() {
-                return plan_err!(
-                    "{NAME}: {name} must be an integer, not {}",
-                    arg_types[index]
-                );
-            }
-        }
+        use Expected::*;
+        let expected = [
+            ("actor", Integer),
+            ("day", Date),
+            ("as_of", Date),
+            ("window_days", Integer),
+            ("lookback_days", Integer),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 
