@@ -416,6 +416,19 @@ impl CohortAccumulator {
         Ok(())
     }
 
+    /// Adds the counters `row` (size, then retained actors by period number) to `cohort`'s.
+    pub(crate) fn add_counts(&mut self, cohort: i32, row: &[i64]) -> Result<()> {
+        let periods = self.periods()?;
+        let counts = self
+            .counts
+            .entry(cohort)
+            .or_insert_with(|| vec![0; periods as usize]);
+        for (into, count) in counts.iter_mut().zip(row) {
+            *into += count;
+        }
+        Ok(())
+    }
+
     /// Adds one actor to `cohort`, with the numbers of the later periods it returned in,
     /// ascending (with `cumulative`, the last one is enough).
     pub(crate) fn add_to_cohort(&mut self, cohort: i32, numbers: &[i64]) -> Result<()> {
@@ -559,13 +572,7 @@ impl Accumulator for CohortAccumulator {
                 .iter()
                 .enumerate()
             {
-                let merged = self.counts.entry(*cohort).or_insert_with(|| vec![0; width]);
-                for (into, count) in merged
-                    .iter_mut()
-                    .zip(&counts[index * width..(index + 1) * width])
-                {
-                    *into += count;
-                }
+                self.add_counts(*cohort, &counts[index * width..(index + 1) * width])?;
             }
         }
         Ok(())

@@ -24,7 +24,8 @@ use datafusion_macros::user_doc;
 
 use crate::actor_sets::{ActorSet, ActorSets};
 use crate::cohort_counts::{
-    CohortAccumulator, Mode, check_periods, later, parse_period, periods_between, row_fields,
+    CohortAccumulator, Mode, check_periods, count_actor, later, parse_period, periods_between,
+    row_fields,
 };
 use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 use crate::lifecycle_counts::next_period_start;
@@ -386,6 +387,8 @@ impl Accumulator for CohortSetsAccumulator {
                     later_sets.push(if counted(key) { returns.set(key) } else { None });
                 }
             }
+            // The cohort's counters, added to the report once its actors are all counted.
+            let mut row = vec![0; periods as usize];
             for actor in set.actors() {
                 if mode == Mode::FirstTime {
                     let seen = seen.entry(actor);
@@ -409,7 +412,10 @@ impl Accumulator for CohortSetsAccumulator {
                             .then_some(index as i64 + 1)
                     }));
                 }
-                report.add_to_cohort(cohort, &numbers)?;
+                count_actor(&mut row, &numbers, cumulative);
+            }
+            if row[0] > 0 {
+                report.add_counts(cohort, &row)?;
             }
         }
         report.evaluate()
