@@ -53,9 +53,10 @@ fn documentation() -> &'static Documentation {
              the 30 days ending that day (reading up to 29 days before `since`; where the data \
              starts later, the days that exist), `dau_mau` and `dau_wau` the ratios (NULL when \
              the denominator is 0). Days are local calendar days in `tz`. Every day of the range \
-             is reported, days without activity included. Columns: [segment,] day DATE, dau, wau, \
-             mau BIGINT, dau_mau, dau_wau DOUBLE. Ordered by segment and day. Exact counts, in time linear in the distinct (actor, day) \
-             pairs.",
+             is reported, days without activity included; an input (or a segment) without events \
+             from 29 days before since to until has no rows, as an empty table has none. Columns: \
+             [segment,] day DATE, dau, wau, mau BIGINT, dau_mau, dau_wau DOUBLE. Ordered by \
+             segment and day. Exact counts, in time linear in the distinct (actor, day) pairs.",
             "active_users(table [, actor [, ts [, since [, until [, segment [, tz]]]]]])",
         )
         .with_argument(
