@@ -185,7 +185,7 @@ impl MetricTableFunction for CohortRetention {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = report_period(NAME, arguments.string("period", context)?)?;
+        let period = report_period(NAME, arguments.string("period", context)?, false)?;
         let periods = parse_periods(arguments.constant("periods", context)?)?;
         let mode = match arguments.string("mode", context)? {
             None => Mode::FirstTime,
@@ -220,6 +220,8 @@ impl MetricTableFunction for CohortRetention {
         let PeriodRange {
             until,
             first_period,
+            end_key,
+            complete_key,
         } = PeriodRange::read(NAME, arguments, period, calendar, context)?;
 
         if rolling {
@@ -261,8 +263,8 @@ impl MetricTableFunction for CohortRetention {
             }),
             lit(cumulative),
             date_literal(first_period.map(i64::from)),
-            date_literal(until.as_ref().map(|until| until.first_day)),
-            date_literal(until.as_ref().map(|until| until.local_date)),
+            date_literal(end_key),
+            date_literal(complete_key),
         ];
         let segments = &input.segments;
         let integer_actors = input.actor_type()?.is_integer();

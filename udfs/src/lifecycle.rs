@@ -29,11 +29,12 @@ use datafusion::logical_expr::{
 use crate::active_days::active_days;
 use crate::lifecycle_counts::{LifecycleCounts, STATUSES};
 use crate::lifecycle_sets::LifecycleSets;
+use crate::period::Period;
 use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, PeriodRange, report_period};
+use crate::time_arguments::{ActorInput, HourKeys, PeriodRange, report_period};
 
 const NAME: &str = "lifecycle";
 
@@ -58,7 +59,9 @@ fn documentation() -> &'static Documentation {
              in that order of status. Periods are local calendar periods in `tz`; 'hour' is not \
              supported. period_complete is false for a period that had not ended at the last \
              event of the input (of the segment, with a segment), or at `until`. Columns: \
-             [segment,] period DATE (the period's first day), status VARCHAR, actors BIGINT, \
+             [segment,] period DATE (the period's first day; for 'hour', the TIMESTAMP WITH TIME \
+             ZONE it starts, as an hour can repeat when clocks fall back), status VARCHAR, \
+             actors BIGINT, \
              period_complete BOOLEAN, ordered by segment, period and status. Reads the whole \
              input, in time linear in the distinct (actor, period) pairs.",
             "lifecycle(table [, actor [, ts [, period [, since [, until [, segment [, tz [, \
@@ -80,7 +83,7 @@ fn documentation() -> &'static Documentation {
         )
         .with_argument(
             "period",
-            "'day', 'week', 'month', 'quarter' or 'year'. Default: 'week'.",
+            "'hour', 'day', 'week', 'month', 'quarter' or 'year'. Default: 'week'.",
         )
         .with_argument(
             "since",
@@ -135,11 +138,16 @@ impl MetricTableFunction for Lifecycle {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = report_period(NAME, arguments.string("period", context)?)?;
+        let period = report_period(NAME, arguments.string("period", context)?, true)?;
+        if period == Period::Hour {
+            HourKeys::check_zone(NAME, &input.tz)?;
+        }
         let calendar = &input.calendar;
         let PeriodRange {
-            until,
             first_period,
+            end_key,
+            complete_key,
+            ..
         } = PeriodRange::read(NAME, arguments, period, calendar, context)?;
 
         let time = Expr::Column(input.ts.clone());
@@ -147,14 +155,25 @@ impl MetricTableFunction for Lifecycle {
             .is_not_null()
             .and(time.clone().is_not_null());
         let period_start = ScalarUDF::from(PeriodStart::new());
-        let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
-        // The period of the local day: the zone is applied once per row, not twice.
-        let active_period = period_start.call(vec![
-            day.clone(),
-            lit(period.name()),
-            lit(input.tz.name()),
-            lit(input.week_start.to_string()),
-        ]);
+        let (day, active_period) = if period == Period::Hour {
+            // Hours by number: the hour of the last event stands for its day.
+            let hour = HourKeys::key(period_start.call(vec![
+                time.clone(),
+                lit("hour"),
+                lit(input.tz.name()),
+            ]));
+            (hour.clone(), hour)
+        } else {
+            let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
+            // The period of the local day: the zone is applied once per row, not twice.
+            let active_period = period_start.call(vec![
+                day.clone(),
+                lit(period.name()),
+                lit(input.tz.name()),
+                lit(input.week_start.to_string()),
+            ]);
+            (day, active_period)
+        };
         let segments = &input.segments;
         let actor_groups: Vec<Expr> = segments
             .iter()
@@ -168,15 +187,20 @@ impl MetricTableFunction for Lifecycle {
             col("last_day"),
             lit(period.name()),
             date_literal(first_period.map(i64::from)),
-            date_literal(until.as_ref().map(|until| until.first_day)),
-            date_literal(until.as_ref().map(|until| until.local_date)),
+            date_literal(end_key),
+            date_literal(complete_key),
         ]);
 
         let mut output = folded_segments(segments);
+        let field = |name: &str| get_field(col(FOLDED), name);
+        output.push(match period {
+            Period::Hour => HourKeys::start(field("period"), &input.tz).alias("period"),
+            _ => field("period").alias("period"),
+        });
         output.extend(
-            ["period", "status", "actors", "period_complete"]
+            ["status", "actors", "period_complete"]
                 .into_iter()
-                .map(|name| get_field(col(FOLDED), name).alias(name)),
+                .map(|name| field(name).alias(name)),
         );
         // Statuses sort in their documented order (new, returning, resurrecting, dormant), not
         // alphabetically.
@@ -201,8 +225,8 @@ impl MetricTableFunction for Lifecycle {
                 day,
                 lit(period.name()),
                 date_literal(first_period.map(i64::from)),
-                date_literal(until.as_ref().map(|until| until.first_day)),
-                date_literal(until.as_ref().map(|until| until.local_date)),
+                date_literal(end_key),
+                date_literal(complete_key),
             ]);
             fold_segments(events, segments, sets)?
         } else {

@@ -24,7 +24,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err, plan_err};
+use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -48,22 +48,18 @@ const DORMANT: usize = 3;
 /// Days between 0001-01-01 (chrono's day 1 of the common era) and 1970-01-01.
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
 
-/// The start date of the period after the one that starts on `start` (days since 1970-01-01).
+/// The start date of the period after the one that starts on `start` (days since 1970-01-01);
+/// for an hour, the number of the next hour ([`HourKeys`](crate::time_arguments::HourKeys)).
 ///
 /// `start` must be the first day of a `period`: then the next one is a fixed number of days or
 /// calendar months later, whatever the time zone or the first day of the week.
 pub(crate) fn next_period_start(period: Period, start: i32) -> Result<i32> {
     let months = match period {
-        Period::Day => return Ok(start + 1),
+        Period::Hour | Period::Day => return Ok(start + 1),
         Period::Week => return Ok(start + 7),
         Period::Month => 1,
         Period::Quarter => 3,
         Period::Year => 12,
-        Period::Hour => {
-            return exec_err!(
-                "{NAME}: period must be 'day', 'week', 'month', 'quarter' or 'year', not 'hour'"
-            );
-        }
     };
     start
         .checked_add(UNIX_EPOCH_FROM_CE)
@@ -515,7 +511,8 @@ mod tests {
             next_period_start(Period::Year, MON_2024_01_01).unwrap(),
             JAN_01_2025
         );
-        assert!(next_period_start(Period::Hour, 0).is_err());
+        // Hours go by number.
+        assert_eq!(next_period_start(Period::Hour, 480_000).unwrap(), 480_001);
     }
 
     #[test]

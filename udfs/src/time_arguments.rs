@@ -8,15 +8,17 @@
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, ScalarValue, plan_err};
+use datafusion::common::{Column, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
+use datafusion::functions::datetime::expr_fn::to_timestamp_seconds;
 use datafusion::logical_expr::planner::RelationPlannerContext;
-use datafusion::logical_expr::{Expr, LogicalPlan, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF, cast, lit};
 
 use crate::lifecycle_counts::next_period_start;
 use crate::options::{UsagelakeOptions, WeekStart};
 use crate::period::arguments::{Stage, check_time_argument, parse_week_start, parse_zone};
 use crate::period::{Calendar, Period, TimeValue};
+use crate::period_start::PeriodStart;
 use crate::table_function::BoundArguments;
 
 /// A table function's input and the columns it reads.
@@ -194,26 +196,86 @@ pub(crate) fn time_bound(
     }))
 }
 
-/// The `period` argument of a function that reports by calendar periods of a day or longer:
-/// 'week' when not given.
-pub(crate) fn report_period(function: &str, text: Option<String>) -> Result<Period> {
+/// The `period` argument of a function that reports by calendar periods, of a day or longer
+/// unless `hours`: 'week' when not given.
+pub(crate) fn report_period(function: &str, text: Option<String>, hours: bool) -> Result<Period> {
     let Some(text) = text else {
         return Ok(Period::Week);
     };
     match text.parse::<Period>() {
-        Ok(Period::Hour) | Err(_) => plan_err!(
-            "{function}: argument period: '{text}' is not a period that {function} reports by: \
-             use 'day', 'week', 'month', 'quarter' or 'year'"
-        ),
+        Ok(Period::Hour) if hours => Ok(Period::Hour),
+        Ok(Period::Hour) | Err(_) => {
+            let hour = if hours { "'hour', " } else { "" };
+            plan_err!(
+                "{function}: argument period: '{text}' is not a period that {function} reports \
+                 by: use {hour}'day', 'week', 'month', 'quarter' or 'year'"
+            )
+        }
         Ok(period) => Ok(period),
     }
 }
 
+/// Hours as the folds count them: by number, the UTC hour since 1970 in which the hour starts,
+/// carried in a DATE column as days are, so that the next hour is the next number. Local hours
+/// start an hour apart, across DST changes too (the repeated 01:00 is two hours), except in
+/// Australia/Lord_Howe, whose clocks shift by 30 minutes; there hours are refused.
+pub(crate) struct HourKeys;
+
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+impl HourKeys {
+    /// Refuses a zone whose hours do not start an hour apart.
+    pub(crate) fn check_zone(function: &str, tz: &Tz) -> Result<()> {
+        match tz.name() {
+            "Australia/Lord_Howe" | "Australia/LHI" => plan_err!(
+                "{function}: argument period: 'hour' is not supported in {}, whose clocks \
+                 change by 30 minutes; use 'day' or a longer period there",
+                tz.name()
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The number of the hour that starts at `start` (the `period_start(ts, 'hour')` instant).
+    pub(crate) fn key(start: Expr) -> Expr {
+        let micros = cast(start, DataType::Int64);
+        // Floor division, also before 1970: remainders in SQL take the dividend's sign.
+        let remainder =
+            (micros.clone() % lit(MICROS_PER_HOUR) + lit(MICROS_PER_HOUR)) % lit(MICROS_PER_HOUR);
+        let hours = (micros - remainder) / lit(MICROS_PER_HOUR);
+        cast(cast(hours, DataType::Int32), DataType::Date32)
+    }
+
+    /// The instant hour `key` starts, as `period_start(ts, 'hour', tz)` gives it: the start of the
+    /// hour that holds the last second of UTC hour `key` (a start lies within its UTC hour).
+    pub(crate) fn start(key: Expr, tz: &Tz) -> Expr {
+        let seconds =
+            cast(cast(key, DataType::Int32), DataType::Int64) * lit(3600_i64) + lit(3599_i64);
+        ScalarUDF::from(PeriodStart::new()).call(vec![
+            to_timestamp_seconds(vec![seconds]),
+            lit("hour"),
+            lit(tz.name()),
+        ])
+    }
+
+    /// The number of the hour that holds `micros`, and of the first hour starting at or after it.
+    fn around(calendar: &Calendar, micros: i64) -> Option<(i64, i64)> {
+        let instant = TimeValue::instant(micros.div_euclid(1_000_000))?;
+        let start = calendar.hour_start(instant);
+        let holding = start.div_euclid(3600);
+        let later = i64::from(start * 1_000_000 < micros);
+        Some((holding, holding + later))
+    }
+}
+
 /// The range of a report by `period`: `until`, and the first period reported, the first that
-/// starts at or after `since`.
+/// starts at or after `since`; periods starting at or after `end_key` are not reported, and one
+/// ending after `complete_key` is incomplete (days, or hour numbers for hours).
 pub(crate) struct PeriodRange {
     pub(crate) until: Option<TimeBound>,
     pub(crate) first_period: Option<i32>,
+    pub(crate) end_key: Option<i64>,
+    pub(crate) complete_key: Option<i64>,
 }
 
 impl PeriodRange {
@@ -236,6 +298,26 @@ impl PeriodRange {
                 until.text
             );
         }
+        if period == Period::Hour {
+            let around = |bound: &Option<TimeBound>| match bound {
+                Some(bound) => HourKeys::around(calendar, bound.micros)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        plan_datafusion_err!(
+                            "{function}: {} lies outside the supported range of years",
+                            bound.text
+                        )
+                    }),
+                None => Ok(None),
+            };
+            let (since, until_hours) = (around(&since)?, around(&until)?);
+            return Ok(Self {
+                first_period: since.map(|(_, first)| first as i32),
+                end_key: until_hours.map(|(_, end)| end),
+                complete_key: until_hours.map(|(holding, _)| holding),
+                until,
+            });
+        }
         let first_period = match &since {
             Some(since) => {
                 let start = calendar.first_day(period, since.first_day) as i32;
@@ -248,6 +330,8 @@ impl PeriodRange {
             None => None,
         };
         Ok(Self {
+            end_key: until.as_ref().map(|until| until.first_day),
+            complete_key: until.as_ref().map(|until| until.local_date),
             until,
             first_period,
         })
@@ -259,19 +343,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn report_period_defaults_to_week_and_refuses_hour_listing_the_valid_ones() {
-        assert_eq!(report_period("lifecycle", None).unwrap(), Period::Week);
+    fn report_period_defaults_to_week_and_takes_hour_only_where_allowed() {
         assert_eq!(
-            report_period("lifecycle", Some("Month".into())).unwrap(),
+            report_period("lifecycle", None, true).unwrap(),
+            Period::Week
+        );
+        assert_eq!(
+            report_period("lifecycle", Some("Month".into()), true).unwrap(),
             Period::Month
         );
-        let error = report_period("lifecycle", Some("hour".into()))
+        assert_eq!(
+            report_period("lifecycle", Some("hour".into()), true).unwrap(),
+            Period::Hour
+        );
+        let error = report_period("cohort_retention", Some("hour".into()), false)
             .unwrap_err()
             .to_string();
         assert!(
             error.contains(
-                "lifecycle: argument period: 'hour' is not a period that lifecycle reports by: \
-                 use 'day', 'week', 'month', 'quarter' or 'year'"
+                "cohort_retention: argument period: 'hour' is not a period that cohort_retention \
+                 reports by: use 'day', 'week', 'month', 'quarter' or 'year'"
             ),
             "{error}"
         );
