@@ -238,11 +238,8 @@ pub(crate) fn later(old: Option<i32>, new: Option<i32>) -> Option<i32> {
 }
 
 pub(crate) fn parse_period(text: &str) -> Result<Period> {
-    match text.parse() {
-        Ok(Period::Hour) => exec_err!("{NAME}: period must not be 'hour'"),
-        Ok(period) => Ok(period),
-        Err(error) => exec_err!("{NAME}: argument period: {error}"),
-    }
+    text.parse()
+        .map_err(|error| exec_datafusion_err!("{NAME}: argument period: {error}"))
 }
 
 pub(crate) fn check_periods(periods: i64) -> Result<i32> {
@@ -269,12 +266,12 @@ pub(crate) fn periods_between(period: Period, from: i32, to: i32) -> Result<i64>
         Ok((month(to) - month(from)).div_euclid(per))
     };
     match period {
-        Period::Day => Ok(i64::from(to - from)),
+        // Hours by number: see `HourKeys`.
+        Period::Hour | Period::Day => Ok(i64::from(to - from)),
         Period::Week => Ok(i64::from(to - from).div_euclid(7)),
         Period::Month => months(1),
         Period::Quarter => months(3),
         Period::Year => months(12),
-        Period::Hour => exec_err!("{NAME}: period must not be 'hour'"),
     }
 }
 

@@ -45,7 +45,7 @@ use crate::rolling_cohort_counts::RollingCohortCounts;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, PeriodRange, TimeBound, report_period};
+use crate::time_arguments::{ActorInput, HourKeys, PeriodRange, TimeBound, report_period};
 
 const NAME: &str = "cohort_retention";
 
@@ -73,7 +73,7 @@ fn documentation() -> &'static Documentation {
              cohorts with actors are reported, and only cells whose period starts before until \
              and not after the last period with data: the retention triangle. period_complete is \
              false for a cell whose period had not ended at the last event of the input (of the \
-             segment, with a segment), or at until. Columns: [segment,] cohort DATE, cohort_size \
+             segment, with a segment), or at until. Columns: [segment,] cohort DATE (TIMESTAMP WITH TIME ZONE for hours), cohort_size \
              BIGINT, period_number INT, retained BIGINT, retention_rate DOUBLE, period_complete \
              BOOLEAN, ordered by segment, cohort and period_number.",
             "cohort_retention(table [, actor [, ts [, period [, periods [, since [, until [, mode \
@@ -96,7 +96,8 @@ fn documentation() -> &'static Documentation {
         )
         .with_argument(
             "period",
-            "'day', 'week', 'month', 'quarter' or 'year'. Default: 'week'.",
+            "'hour', 'day', 'week', 'month', 'quarter' or 'year' (an hour's cohort is the \
+             TIMESTAMP WITH TIME ZONE it starts). Default: 'week'.",
         )
         .with_argument(
             "periods",
@@ -185,7 +186,10 @@ impl MetricTableFunction for CohortRetention {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = report_period(NAME, arguments.string("period", context)?, false)?;
+        let period = report_period(NAME, arguments.string("period", context)?, true)?;
+        if period == Period::Hour {
+            HourKeys::check_zone(NAME, &input.tz)?;
+        }
         let periods = parse_periods(arguments.constant("periods", context)?)?;
         let mode = match arguments.string("mode", context)? {
             None => Mode::FirstTime,
@@ -239,21 +243,16 @@ impl MetricTableFunction for CohortRetention {
         let mut filter = Expr::Column(input.actor.clone())
             .is_not_null()
             .and(time.clone().is_not_null());
-        if let (Mode::Recurring, Some(first)) = (mode, first_period) {
+        // Hours reach the fold as numbers; their first one filters no scan (the fold drops the
+        // earlier cohorts all the same).
+        if let (Mode::Recurring, Some(first), false) = (mode, first_period, period == Period::Hour)
+        {
             filter = filter.and(
                 time.clone()
                     .gt_eq(input.day_start_literal(i64::from(first))),
             );
         }
-        let period_start = ScalarUDF::from(PeriodStart::new());
-        let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
-        // The period of the local day: the zone is applied once per row, not twice.
-        let active_period = period_start.call(vec![
-            day.clone(),
-            lit(period.name()),
-            lit(input.tz.name()),
-            lit(input.week_start.to_string()),
-        ]);
+        let (day, active_period) = input.day_and_period(period);
         let settings = [
             lit(period.name()),
             lit(i64::from(periods)),
@@ -268,7 +267,7 @@ impl MetricTableFunction for CohortRetention {
         ];
         let segments = &input.segments;
         let integer_actors = input.actor_type()?.is_integer();
-        let events = LogicalPlanBuilder::from(input.plan).filter(filter)?;
+        let events = LogicalPlanBuilder::from(input.plan.clone()).filter(filter)?;
         let period_if = |predicate: &Option<Expr>| -> Result<Expr> {
             match predicate {
                 Some(predicate) => when(predicate.clone(), active_period.clone()).end(),
@@ -290,7 +289,7 @@ impl MetricTableFunction for CohortRetention {
             ];
             arguments.extend(settings);
             let sets = AggregateUDF::from(CohortSets::new()).call(arguments);
-            return report_rows(events, segments, sets);
+            return report_rows(events, &input, period, sets);
         }
         let mut per_actor_values = vec![
             active_days(period_if(&start_filter)?).alias("starts"),
@@ -313,7 +312,7 @@ impl MetricTableFunction for CohortRetention {
         arguments.extend(settings);
         let counts = AggregateUDF::from(CohortCounts::new()).call(arguments);
         let per_actor = events.aggregate(actor_groups, per_actor_values)?;
-        report_rows(per_actor, segments, counts)
+        report_rows(per_actor, &input, period, counts)
     }
 }
 
@@ -321,23 +320,22 @@ impl MetricTableFunction for CohortRetention {
 /// columns and order.
 fn report_rows(
     per_actor: LogicalPlanBuilder,
-    segments: &[Column],
+    input: &ActorInput,
+    period: Period,
     fold: Expr,
 ) -> Result<LogicalPlan> {
+    let segments = &input.segments;
+    let field = |name: &str| get_field(col(FOLDED), name);
+    let mut output = folded_segments(segments);
+    output.push(input.period_column(period, field("cohort"), "cohort"));
     let columns = [
-        "cohort",
         "cohort_size",
         "period_number",
         "retained",
         "retention_rate",
         "period_complete",
     ];
-    let mut output = folded_segments(segments);
-    output.extend(
-        columns
-            .into_iter()
-            .map(|name| get_field(col(FOLDED), name).alias(name)),
-    );
+    output.extend(columns.into_iter().map(|name| field(name).alias(name)));
     let mut order = folded_segments(segments);
     order.extend([col("cohort"), col("period_number")]);
     let folded = fold_segments(per_actor, segments, fold)?.project(output)?;
@@ -488,7 +486,7 @@ fn plan_rolling(
         actor.clone().alias("__usagelake_returning_actor"),
         raw(time).alias("__usagelake_return"),
     ]);
-    let returns = LogicalPlanBuilder::from(input.plan)
+    let returns = LogicalPlanBuilder::from(input.plan.clone())
         .filter(return_filter_expr)?
         .project(return_columns)?
         .build()?;
@@ -535,7 +533,7 @@ fn plan_rolling(
         lit(cells.cumulative),
         lit(ScalarValue::Int64(until)),
     ]);
-    report_rows(per_actor, segments, counts)
+    report_rows(per_actor, &input, period, counts)
 }
 
 /// A DATE constant, or a NULL DATE.

@@ -22,15 +22,13 @@ use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, col,
-    lit, when,
+    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, col, lit, when,
 };
 
 use crate::active_days::active_days;
 use crate::lifecycle_counts::{LifecycleCounts, STATUSES};
 use crate::lifecycle_sets::LifecycleSets;
 use crate::period::Period;
-use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
@@ -154,26 +152,7 @@ impl MetricTableFunction for Lifecycle {
         let filter = Expr::Column(input.actor.clone())
             .is_not_null()
             .and(time.clone().is_not_null());
-        let period_start = ScalarUDF::from(PeriodStart::new());
-        let (day, active_period) = if period == Period::Hour {
-            // Hours by number: the hour of the last event stands for its day.
-            let hour = HourKeys::key(period_start.call(vec![
-                time.clone(),
-                lit("hour"),
-                lit(input.tz.name()),
-            ]));
-            (hour.clone(), hour)
-        } else {
-            let day = period_start.call(vec![time.clone(), lit("day"), lit(input.tz.name())]);
-            // The period of the local day: the zone is applied once per row, not twice.
-            let active_period = period_start.call(vec![
-                day.clone(),
-                lit(period.name()),
-                lit(input.tz.name()),
-                lit(input.week_start.to_string()),
-            ]);
-            (day, active_period)
-        };
+        let (day, active_period) = input.day_and_period(period);
         let segments = &input.segments;
         let actor_groups: Vec<Expr> = segments
             .iter()
@@ -193,10 +172,7 @@ impl MetricTableFunction for Lifecycle {
 
         let mut output = folded_segments(segments);
         let field = |name: &str| get_field(col(FOLDED), name);
-        output.push(match period {
-            Period::Hour => HourKeys::start(field("period"), &input.tz).alias("period"),
-            _ => field("period").alias("period"),
-        });
+        output.push(input.period_column(period, field("period"), "period"));
         output.extend(
             ["status", "actors", "period_complete"]
                 .into_iter()

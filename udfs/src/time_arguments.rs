@@ -82,6 +82,37 @@ impl ActorInput {
         })
     }
 
+    /// For each event, the key of its last-event bound and of its `period`, as the folds take
+    /// them: its local day and the first day of its period, or, for hours, its hour's number for
+    /// both ([`HourKeys`]).
+    pub(crate) fn day_and_period(&self, period: Period) -> (Expr, Expr) {
+        let time = Expr::Column(self.ts.clone());
+        let period_start = ScalarUDF::from(PeriodStart::new());
+        if period == Period::Hour {
+            let hour =
+                HourKeys::key(period_start.call(vec![time, lit("hour"), lit(self.tz.name())]));
+            return (hour.clone(), hour);
+        }
+        let day = period_start.call(vec![time, lit("day"), lit(self.tz.name())]);
+        // The period of the local day: the zone is applied once per row, not twice.
+        let active_period = period_start.call(vec![
+            day.clone(),
+            lit(period.name()),
+            lit(self.tz.name()),
+            lit(self.week_start.to_string()),
+        ]);
+        (day, active_period)
+    }
+
+    /// The output column `name` of period keys made by [`day_and_period`](Self::day_and_period):
+    /// DATEs as they are, hours as the instants they start.
+    pub(crate) fn period_column(&self, period: Period, key: Expr, name: &str) -> Expr {
+        match period {
+            Period::Hour => HourKeys::start(key, &self.tz).alias(name),
+            _ => key.alias(name),
+        }
+    }
+
     /// The type of the actor column.
     pub(crate) fn actor_type(&self) -> Result<DataType> {
         let (_, field) = self
