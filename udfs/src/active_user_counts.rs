@@ -33,11 +33,11 @@ use crate::fold::{date_at, list_of, report, set_bound, state_field, widen};
 const NAME: &str = "active_user_counts";
 
 /// Days in the weekly and monthly windows, the day itself included.
-pub(crate) const WEEK_DAYS: i32 = 7;
-pub(crate) const MONTH_DAYS: i32 = 30;
+const WEEK_DAYS: i32 = 7;
+const MONTH_DAYS: i32 = 30;
 
 /// The counters kept per day: DAU, WAU, MAU.
-pub(crate) const COUNTERS: usize = 3;
+const COUNTERS: usize = 3;
 const WINDOWS: [i32; COUNTERS] = [1, WEEK_DAYS, MONTH_DAYS];
 
 #[user_doc(
@@ -267,23 +267,6 @@ impl ActiveUserCountsAccumulator {
     }
 }
 
-/// The report of the days from `first` on, given their DAU, WAU and MAU.
-pub(crate) fn day_report(first: i32, [dau, wau, mau]: [Vec<i64>; COUNTERS]) -> Result<ScalarValue> {
-    let dau_mau: Float64Array = dau.iter().zip(&mau).map(|(d, m)| ratio(*d, *m)).collect();
-    let dau_wau: Float64Array = dau.iter().zip(&wau).map(|(d, w)| ratio(*d, *w)).collect();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from_iter_values(
-            first..first + dau.len() as i32,
-        )),
-        Arc::new(Int64Array::from(dau)),
-        Arc::new(Int64Array::from(wau)),
-        Arc::new(Int64Array::from(mau)),
-        Arc::new(dau_mau),
-        Arc::new(dau_wau),
-    ];
-    report(StructArray::try_new(day_fields(), columns, None)?)
-}
-
 fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
     (denominator != 0).then(|| numerator as f64 / denominator as f64)
 }
@@ -378,14 +361,23 @@ impl Accumulator for ActiveUserCountsAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let (first, end) = self.report_days().unwrap_or((0, 0));
-        day_report(
-            first,
-            [
-                self.counts(0, first, end),
-                self.counts(1, first, end),
-                self.counts(2, first, end),
-            ],
-        )
+        let dau = self.counts(0, first, end);
+        let wau = self.counts(1, first, end);
+        let mau = self.counts(2, first, end);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from_iter_values(first..end)),
+            Arc::new(Int64Array::from(dau.clone())),
+            Arc::new(Int64Array::from(wau.clone())),
+            Arc::new(Int64Array::from(mau.clone())),
+            Arc::new(Float64Array::from_iter(
+                dau.iter().zip(&mau).map(|(d, m)| ratio(*d, *m)),
+            )),
+            Arc::new(Float64Array::from_iter(
+                dau.iter().zip(&wau).map(|(d, w)| ratio(*d, *w)),
+            )),
+        ];
+        let days = StructArray::try_new(day_fields(), columns, None)?;
+        report(days)
     }
 
     fn size(&self) -> usize {

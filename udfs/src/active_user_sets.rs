@@ -20,10 +20,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::active_user_counts::{
-    ActiveUserCountsAccumulator, MONTH_DAYS, WEEK_DAYS, day_fields, day_report,
-};
-use crate::actor_sets::{ActorSet, ActorSets};
+use crate::active_user_counts::{ActiveUserCountsAccumulator, day_fields};
+use crate::actor_sets::ActorSets;
 use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
 
 const NAME: &str = "active_user_sets";
@@ -112,80 +110,6 @@ struct ActiveUserSetsAccumulator {
     end_day: Option<i32>,
 }
 
-impl ActiveUserSetsAccumulator {
-    /// The report by whole words of the bitsets: DAU counts a day's bits, and WAU and MAU the bits
-    /// of the OR of the days of their window. A window is the OR of a suffix of one block of
-    /// `window` days and a prefix of the next (the two-stack sliding window), so each day costs a
-    /// few passes over its words, whatever the window's length.
-    fn bitset_report(&self, words: usize) -> Result<ScalarValue> {
-        let mut days = self.days.periods().map(|(day, _)| day);
-        let Some(first_seen) = days.next() else {
-            return day_report(0, Default::default());
-        };
-        let last_seen = days.last().unwrap_or(first_seen);
-        let first = self.first_day.unwrap_or(first_seen);
-        let end = self.end_day.unwrap_or(last_seen + 1);
-        if first >= end {
-            return day_report(0, Default::default());
-        }
-        let empty = vec![0u64; words];
-        let bits = |day: i32| -> &[u64] {
-            match self.days.set(day) {
-                Some(ActorSet::Bits { words, .. }) => words,
-                _ => &empty,
-            }
-        };
-        let count = |words: &[u64]| words.iter().map(|word| i64::from(word.count_ones())).sum();
-        let dau = (first..end).map(|day| count(bits(day))).collect();
-        let window_counts = |window: i32| -> Vec<i64> {
-            let mut counts = Vec::with_capacity((end - first) as usize);
-            // Blocks of `window` days from the first window's first day; `suffixes[i]` is the OR
-            // of the block's days from its i-th to its last.
-            let mut block_start = first - window + 1;
-            let mut suffixes = vec![vec![0u64; words]; window as usize];
-            let mut prefix = vec![0u64; words];
-            while block_start < end {
-                let block_end = block_start + window - 1;
-                let mut running = vec![0u64; words];
-                for (offset, suffix) in suffixes.iter_mut().enumerate().rev() {
-                    let day_bits = bits(block_start + offset as i32);
-                    for ((into, acc), word) in suffix.iter_mut().zip(&mut running).zip(day_bits) {
-                        *acc |= word;
-                        *into = *acc;
-                    }
-                }
-                // The windows ending on the block's last day and on each day of the next block
-                // but its last: this block's suffix from the window's first day, and the next
-                // block's prefix up to the window's last.
-                prefix.fill(0);
-                for day in block_end..(block_end + window).min(end) {
-                    if day > block_end {
-                        for (into, word) in prefix.iter_mut().zip(bits(day)) {
-                            *into |= word;
-                        }
-                    }
-                    if day >= first {
-                        let suffix = &suffixes[(day - window + 1 - block_start) as usize];
-                        counts.push(
-                            suffix
-                                .iter()
-                                .zip(&prefix)
-                                .map(|(a, b)| i64::from((a | b).count_ones()))
-                                .sum(),
-                        );
-                    }
-                }
-                block_start += window;
-            }
-            counts
-        };
-        day_report(
-            first,
-            [dau, window_counts(WEEK_DAYS), window_counts(MONTH_DAYS)],
-        )
-    }
-}
-
 impl Accumulator for ActiveUserSetsAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         if values[0].is_empty() {
@@ -236,12 +160,9 @@ impl Accumulator for ActiveUserSetsAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         const NEVER: i32 = i32::MIN;
-        self.days.compact();
-        if let Some(words) = self.days.bitset_words() {
-            return self.bitset_report(words);
-        }
         let mut counts = ActiveUserCountsAccumulator::new(self.first_day, self.end_day);
         let mut previous_days = self.days.actor_map(NEVER);
+        self.days.compact();
         let mut days = self.days.periods().map(|(day, _)| day);
         if let Some(first) = days.next() {
             counts.expect_days(first, days.last().unwrap_or(first));

@@ -245,14 +245,6 @@ impl ActorSets {
         }
     }
 
-    /// How many words each period's bitset has, while the sets are bitsets.
-    pub(crate) fn bitset_words(&self) -> Option<usize> {
-        match &self.sets {
-            Sets::Dense { words, .. } => Some(*words),
-            Sets::Sparse { .. } => None,
-        }
-    }
-
     /// The actors of period `key` (after [`compact`](Self::compact)).
     pub(crate) fn set(&self, key: i32) -> Option<ActorSet<'_>> {
         match &self.sets {
