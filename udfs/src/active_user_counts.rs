@@ -20,7 +20,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -28,7 +28,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::fold::{date_at, list_of, report, set_bound, state_field, widen};
+use crate::fold::{
+    Expected, check_arguments, date_at, list_of, report, set_bound, state_field, widen,
+};
 
 const NAME: &str = "active_user_counts";
 
@@ -99,17 +101,9 @@ impl AggregateUDFImpl for ActiveUserCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match &arg_types[0] {
-            DataType::List(item) if item.data_type() == &DataType::Date32 => {}
-            other => {
-                return plan_err!("active_user_counts: days must be a LIST<DATE>, not {other}");
-            }
-        }
-        for (name, data_type) in ["first_day", "end_day"].iter().zip(&arg_types[1..]) {
-            if !matches!(data_type, DataType::Date32 | DataType::Null) {
-                return plan_err!("active_user_counts: {name} must be a DATE, not {data_type}");
-            }
-        }
+        use Expected::*;
+        let expected = [("days", DateList), ("first_day", Date), ("end_day", Date)];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(day_fields())))
     }
 
@@ -211,26 +205,11 @@ impl ActiveUserCountsAccumulator {
         }
         days.sort_unstable();
         days.dedup();
-        let (first, last) = (days[0], days[days.len() - 1]);
-        self.seen = widen(self.seen, first, last);
-        // One past the end of the longest window.
-        self.cover(first, last + MONTH_DAYS);
-        for (counter, window) in WINDOWS.iter().enumerate() {
-            let mut open: Option<(i32, i32)> = None;
-            for &day in days.iter() {
-                let end = day + window; // exclusive
-                open = match open {
-                    Some((start, open_end)) if day <= open_end => Some((start, end)),
-                    Some(interval) => {
-                        self.add_interval(counter, interval);
-                        Some((day, end))
-                    }
-                    None => Some((day, end)),
-                };
-            }
-            if let Some(interval) = open {
-                self.add_interval(counter, interval);
-            }
+        self.expect_days(days[0], days[days.len() - 1]);
+        let mut previous = None;
+        for &day in days.iter() {
+            self.add_active_day(day, previous);
+            previous = Some(day);
         }
     }
 

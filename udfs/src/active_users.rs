@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::planner::RelationPlannerContext;
@@ -28,7 +28,7 @@ use crate::period_start::PeriodStart;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, time_bound};
+use crate::time_arguments::{ActorInput, date_literal, time_bound};
 
 const NAME: &str = "active_users";
 
@@ -141,7 +141,6 @@ impl MetricTableFunction for ActiveUsers {
             .chain([input.actor.clone()])
             .map(Expr::Column)
             .collect();
-        let date_literal = |day: Option<i64>| lit(ScalarValue::Date32(day.map(|d| d as i32)));
         let counts = AggregateUDF::from(ActiveUserCounts::new()).call(vec![
             col("days"),
             date_literal(first_day),

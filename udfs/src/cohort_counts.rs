@@ -23,7 +23,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err, plan_err};
+use datafusion::common::{ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -164,16 +164,10 @@ impl AggregateUDFImpl for CohortCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        for (name, data_type) in ["starts", "returns"].iter().zip(arg_types) {
-            match data_type {
-                DataType::List(item) if item.data_type() == &DataType::Date32 => {}
-                other => return plan_err!("{NAME}: {name} must be a LIST<DATE>, not {other}"),
-            }
-        }
         use Expected::*;
         let expected = [
-            ("starts", Other),
-            ("returns", Other),
+            ("starts", DateList),
+            ("returns", DateList),
             ("last_period", Date),
             ("last_day", Date),
             ("period", String),

@@ -45,7 +45,7 @@ use crate::rolling_cohort_counts::RollingCohortCounts;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, HourKeys, PeriodRange, TimeBound, report_period};
+use crate::time_arguments::{ActorInput, PeriodRange, TimeBound, date_literal};
 
 const NAME: &str = "cohort_retention";
 
@@ -186,10 +186,7 @@ impl MetricTableFunction for CohortRetention {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = report_period(NAME, arguments.string("period", context)?, true)?;
-        if period == Period::Hour {
-            HourKeys::check_zone(NAME, &input.tz)?;
-        }
+        let period = input.report_period(NAME, arguments.string("period", context)?, true)?;
         let periods = parse_periods(arguments.constant("periods", context)?)?;
         let mode = match arguments.string("mode", context)? {
             None => Mode::FirstTime,
@@ -534,11 +531,6 @@ fn plan_rolling(
         lit(ScalarValue::Int64(until)),
     ]);
     report_rows(per_actor, &input, period, counts)
-}
-
-/// A DATE constant, or a NULL DATE.
-fn date_literal(day: Option<i64>) -> Expr {
-    lit(ScalarValue::Date32(day.map(|day| day as i32)))
 }
 
 /// The `periods` argument: an integer from 1 to [`MAX_PERIODS`], 12 when not given.

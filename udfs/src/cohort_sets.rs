@@ -27,7 +27,9 @@ use crate::cohort_counts::{
     CohortAccumulator, Mode, check_periods, count_actor, later, parse_period, periods_between,
     row_fields,
 };
-use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{
+    Expected, check_arguments, date_at, first_string, int32_at, list_of, set_bound, state_field,
+};
 use crate::lifecycle_counts::next_period_start;
 
 const NAME: &str = "cohort_sets";
@@ -180,13 +182,6 @@ struct CohortSetsAccumulator {
     returns_are_starts: Option<bool>,
     /// The settings and bounds of the report; its counters stay empty until `evaluate`.
     report: CohortAccumulator,
-}
-
-/// The string at row 0 of a constant argument, if any.
-fn first_string(array: &ArrayRef) -> Result<Option<String>> {
-    let strings = cast(array, &DataType::Utf8)?;
-    let strings = strings.as_string::<i32>();
-    Ok((!strings.is_empty() && strings.is_valid(0)).then(|| strings.value(0).to_string()))
 }
 
 impl CohortSetsAccumulator {

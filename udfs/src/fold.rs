@@ -93,8 +93,14 @@ pub(crate) enum Expected {
     /// A string of any of Arrow's kinds.
     String,
     Boolean,
-    /// Checked by the caller (a list, say).
-    Other,
+    /// A list of DATEs.
+    DateList,
+    /// A list of BIGINTs.
+    BigIntList,
+}
+
+fn is_list_of(data_type: &DataType, item: &DataType) -> bool {
+    matches!(data_type, DataType::List(field) if field.data_type() == item)
 }
 
 /// Checks each argument against what `expected` says of it, in positional order, naming the first
@@ -123,11 +129,20 @@ pub(crate) fn check_arguments(
                 "a string",
             ),
             Expected::Boolean => (data_type == &DataType::Boolean, "a BOOLEAN"),
-            Expected::Other => (true, ""),
+            Expected::DateList => (is_list_of(data_type, &DataType::Date32), "a LIST<DATE>"),
+            Expected::BigIntList => (is_list_of(data_type, &DataType::Int64), "a LIST<BIGINT>"),
         };
         if !fits {
             return plan_err!("{function}: {name} must be {what}, not {data_type}");
         }
     }
     Ok(())
+}
+
+/// The string at row 0 of a constant argument, if any: the set folds read their constants from
+/// one row of each batch.
+pub(crate) fn first_string(array: &ArrayRef) -> Result<Option<String>> {
+    let strings = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+    let strings = strings.as_string::<i32>();
+    Ok((!strings.is_empty() && strings.is_valid(0)).then(|| strings.value(0).to_string()))
 }

@@ -16,7 +16,6 @@
 
 use std::sync::OnceLock;
 
-use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
@@ -28,11 +27,10 @@ use datafusion::logical_expr::{
 use crate::active_days::active_days;
 use crate::lifecycle_counts::{LifecycleCounts, STATUSES};
 use crate::lifecycle_sets::LifecycleSets;
-use crate::period::Period;
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
 };
-use crate::time_arguments::{ActorInput, HourKeys, PeriodRange, report_period};
+use crate::time_arguments::{ActorInput, PeriodRange, date_literal};
 
 const NAME: &str = "lifecycle";
 
@@ -136,10 +134,7 @@ impl MetricTableFunction for Lifecycle {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let period = report_period(NAME, arguments.string("period", context)?, true)?;
-        if period == Period::Hour {
-            HourKeys::check_zone(NAME, &input.tz)?;
-        }
+        let period = input.report_period(NAME, arguments.string("period", context)?, true)?;
         let calendar = &input.calendar;
         let PeriodRange {
             first_period,
@@ -160,7 +155,6 @@ impl MetricTableFunction for Lifecycle {
             .chain([input.actor.clone()])
             .map(Expr::Column)
             .collect();
-        let date_literal = |day: Option<i64>| lit(ScalarValue::Date32(day.map(|d| d as i32)));
         let counts = AggregateUDF::from(LifecycleCounts::new()).call(vec![
             col("periods"),
             col("last_day"),

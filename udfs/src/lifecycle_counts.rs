@@ -24,7 +24,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
+use datafusion::common::{ScalarValue, exec_datafusion_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -32,7 +32,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::fold::{date_at, int32_at, list_of, report, set_bound, state_field, widen};
+use crate::fold::{
+    Expected, check_arguments, date_at, int32_at, list_of, report, set_bound, state_field, widen,
+};
 
 use crate::period::Period;
 
@@ -147,22 +149,16 @@ impl AggregateUDFImpl for LifecycleCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match &arg_types[0] {
-            DataType::List(item) if item.data_type() == &DataType::Date32 => {}
-            other => return plan_err!("{NAME}: periods must be a LIST<DATE>, not {other}"),
-        }
-        if !matches!(
-            &arg_types[2],
-            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-        ) {
-            return plan_err!("{NAME}: period must be a string, not {}", arg_types[2]);
-        }
-        let dates = ["last_day", "", "first_period", "end_day", "complete_until"];
-        for (name, data_type) in dates.iter().zip(&arg_types[1..]) {
-            if !name.is_empty() && !matches!(data_type, DataType::Date32 | DataType::Null) {
-                return plan_err!("{NAME}: {name} must be a DATE, not {data_type}");
-            }
-        }
+        use Expected::*;
+        let expected = [
+            ("periods", DateList),
+            ("last_day", Date),
+            ("period", String),
+            ("first_period", Date),
+            ("end_day", Date),
+            ("complete_until", Date),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 

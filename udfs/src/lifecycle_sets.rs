@@ -20,7 +20,9 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::actor_sets::ActorSets;
-use crate::fold::{Expected, check_arguments, date_at, int32_at, list_of, set_bound, state_field};
+use crate::fold::{
+    Expected, check_arguments, date_at, first_string, int32_at, list_of, set_bound, state_field,
+};
 use crate::lifecycle_counts::{LifecycleAccumulator, parse_period, row_fields};
 use crate::period::Period;
 
@@ -154,9 +156,7 @@ impl Accumulator for LifecycleSetsAccumulator {
             return Ok(());
         }
         // The period and the bounds are constants: one row of each batch says what they are.
-        let period = cast(&values[3], &DataType::Utf8)?;
-        let period = period.as_string::<i32>();
-        self.set_period(period.is_valid(0).then(|| period.value(0)))?;
+        self.set_period(first_string(&values[3])?.as_deref())?;
         for (index, name) in BOUND_NAMES.iter().enumerate() {
             set_bound(
                 NAME,

@@ -670,33 +670,41 @@ pub(crate) mod arguments {
         ///
         /// [`get`]: TimeColumn::get
         pub(crate) fn local_dates(&self, fixed_offset: Option<i64>) -> Option<Vec<i32>> {
-            let max_days = super::MAX_ABS_SECONDS / super::SECONDS_PER_DAY;
-            let in_range = |dates: Vec<i64>| -> Option<Vec<i32>> {
-                let in_range = dates
+            // Each value is checked before its conversion, as `get` would check it.
+            let outside = |values: &[i64], limit: i64| {
+                values
                     .iter()
-                    .all(|date| date.unsigned_abs() <= max_days as u64);
-                in_range.then(|| dates.into_iter().map(|date| date as i32).collect())
+                    .any(|value| value.unsigned_abs() > limit as u64)
             };
             match &self.values {
                 TimeValues::Date32(values) => {
-                    in_range(values.iter().map(|date| i64::from(*date)).collect())
-                }
-                TimeValues::Date64(values) => in_range(
-                    values
+                    let max_days = super::MAX_ABS_SECONDS / super::SECONDS_PER_DAY;
+                    let inside = values
                         .iter()
-                        .map(|millis| millis.div_euclid(super::SECONDS_PER_DAY * 1_000))
-                        .collect(),
-                ),
+                        .all(|date| i64::from(*date).unsigned_abs() <= max_days as u64);
+                    inside.then(|| values.to_vec())
+                }
+                TimeValues::Date64(values) => {
+                    let millis_per_day = super::SECONDS_PER_DAY * 1_000;
+                    if outside(values, super::MAX_ABS_SECONDS * 1_000) {
+                        return None;
+                    }
+                    Some(
+                        values
+                            .iter()
+                            .map(|millis| millis.div_euclid(millis_per_day) as i32)
+                            .collect(),
+                    )
+                }
                 TimeValues::Timestamps {
                     values,
                     ticks_per_second,
                 } => {
                     let offset = fixed_offset?;
-                    let limit = super::MAX_ABS_SECONDS.saturating_mul(*ticks_per_second);
-                    if values
-                        .iter()
-                        .any(|value| value.unsigned_abs() > limit as u64)
-                    {
+                    if outside(
+                        values,
+                        super::MAX_ABS_SECONDS.saturating_mul(*ticks_per_second),
+                    ) {
                         return None;
                     }
                     // One division by a constant per row: the compiler turns it into a multiply.

@@ -18,7 +18,7 @@ use std::mem::size_of_val;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
+use datafusion::common::{ScalarValue, exec_datafusion_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -108,16 +108,12 @@ impl AggregateUDFImpl for RollingCohortCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match &arg_types[3] {
-            DataType::List(item) if item.data_type() == &DataType::Int64 => {}
-            other => return plan_err!("{NAME}: numbers must be a LIST<BIGINT>, not {other}"),
-        }
         use Expected::*;
         let expected = [
             ("cohort", Date),
             ("anchor", BigInt),
             ("last", BigInt),
-            ("numbers", Other),
+            ("numbers", BigIntList),
             ("window", BigInt),
             ("periods", Integer),
             ("cumulative", Boolean),

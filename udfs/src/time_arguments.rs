@@ -113,6 +113,21 @@ impl ActorInput {
         }
     }
 
+    /// The `period` argument, as [`report_period`] reads it, in this input's zone: an hour is
+    /// refused where hours do not start an hour apart.
+    pub(crate) fn report_period(
+        &self,
+        function: &str,
+        text: Option<String>,
+        hours: bool,
+    ) -> Result<Period> {
+        let period = report_period(function, text, hours)?;
+        if period == Period::Hour {
+            HourKeys::check_zone(function, &self.tz)?;
+        }
+        Ok(period)
+    }
+
     /// The type of the actor column.
     pub(crate) fn actor_type(&self) -> Result<DataType> {
         let (_, field) = self
@@ -147,6 +162,11 @@ impl ActorInput {
             _ => time.lt(self.day_start_literal(bound.first_day)),
         }
     }
+}
+
+/// A DATE constant (a day, or an hour's number), or a NULL DATE.
+pub(crate) fn date_literal(day: Option<i64>) -> Expr {
+    lit(ScalarValue::Date32(day.map(|day| day as i32)))
 }
 
 /// An instant argument such as `since`, `until` or `as_of`, read in a calendar.
@@ -256,7 +276,7 @@ const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
 impl HourKeys {
     /// Refuses a zone whose hours do not start an hour apart.
-    pub(crate) fn check_zone(function: &str, tz: &Tz) -> Result<()> {
+    fn check_zone(function: &str, tz: &Tz) -> Result<()> {
         match tz.name() {
             "Australia/Lord_Howe" | "Australia/LHI" => plan_err!(
                 "{function}: argument period: 'hour' is not supported in {}, whose clocks \

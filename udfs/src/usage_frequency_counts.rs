@@ -29,7 +29,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, FieldRef, Fields, Int32Type, Int64Type,
 };
-use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
+use datafusion::common::{DataFusionError, ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -37,7 +37,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::fold::{list_of, report, state_field};
+use crate::fold::{Expected, check_arguments, list_of, report, state_field};
 
 use crate::period::arguments::Stage;
 
@@ -158,18 +158,14 @@ impl AggregateUDFImpl for UsageFrequencyCounts {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match &arg_types[0] {
-            DataType::List(item) if item.data_type() == &DataType::Date32 => {}
-            other => return plan_err!("{NAME}: days must be a LIST<DATE>, not {other}"),
-        }
-        if !matches!(arg_types[1], DataType::Date32 | DataType::Null) {
-            return plan_err!("{NAME}: as_of must be a DATE, not {}", arg_types[1]);
-        }
-        for (name, data_type) in ["window_days", "lookback_days"].iter().zip(&arg_types[2..]) {
-            if !data_type.is_integer() {
-                return plan_err!("{NAME}: {name} must be an integer, not {data_type}");
-            }
-        }
+        use Expected::*;
+        let expected = [
+            ("days", DateList),
+            ("as_of", Date),
+            ("window_days", Integer),
+            ("lookback_days", Integer),
+        ];
+        check_arguments(NAME, arg_types, &expected)?;
         Ok(list_of(DataType::Struct(row_fields())))
     }
 
