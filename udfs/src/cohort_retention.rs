@@ -196,13 +196,7 @@ impl MetricTableFunction for CohortRetention {
                 )
             })?,
         };
-        let cumulative = match arguments.constant("cumulative", context)? {
-            None | Some(ScalarValue::Boolean(None) | ScalarValue::Null) => false,
-            Some(ScalarValue::Boolean(Some(value))) => value,
-            Some(other) => {
-                return plan_err!("{NAME}: argument cumulative must be true or false, not {other}");
-            }
-        };
+        let cumulative = arguments.boolean("cumulative", false, context)?;
         let rolling = match arguments.string("bucketing", context)? {
             None => false,
             Some(text) if text.eq_ignore_ascii_case("calendar") => false,

@@ -9,6 +9,7 @@ mod active_user_counts;
 mod active_user_sets;
 mod active_users;
 mod actor_sets;
+mod churn_rate;
 mod cohort_counts;
 mod cohort_retention;
 mod cohort_sets;
@@ -17,14 +18,20 @@ mod input_provider;
 mod lifecycle;
 mod lifecycle_counts;
 mod lifecycle_sets;
+mod ltv;
+mod mrr_history;
+mod number_arguments;
 mod options;
 mod period;
 mod period_diff;
 mod period_start;
 mod retention;
+mod revenue_churn;
+mod revenue_movements;
 mod rolling_cohort_counts;
 mod table_function;
 mod time_arguments;
+mod to_mrr;
 mod usage_frequency;
 mod usage_frequency_counts;
 mod usage_frequency_sets;
@@ -45,6 +52,9 @@ fn scalar_functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(period_start::PeriodStart::new()),
         ScalarUDF::from(period_diff::PeriodDiff::new()),
+        ScalarUDF::from(churn_rate::ChurnRate::new()),
+        ScalarUDF::from(to_mrr::ToMrr::new()),
+        ScalarUDF::from(ltv::Ltv::new()),
     ]
 }
 
@@ -58,6 +68,8 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(cohort_sets::CohortSets::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
+        AggregateUDF::from(mrr_history::MrrHistory::new()),
+        AggregateUDF::from(revenue_movements::RevenueMovements::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
         AggregateUDF::from(usage_frequency_sets::UsageFrequencySets::new()),
@@ -70,6 +82,7 @@ fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
         Arc::new(active_users::ActiveUsers),
         Arc::new(cohort_retention::CohortRetention),
         Arc::new(lifecycle::Lifecycle),
+        Arc::new(revenue_churn::RevenueChurn),
         Arc::new(usage_frequency::UsageFrequency),
     ]
 }

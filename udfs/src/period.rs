@@ -65,6 +65,43 @@ impl Period {
             Period::Year => "year",
         }
     }
+
+    /// The number of the period that holds local date `date`, on a scale where the next period
+    /// is the next number; for weeks, `date` must be the week's first day (a week's number does
+    /// not depend on its first weekday then). Days, and hours already numbered, are their own
+    /// numbers.
+    pub(crate) fn number(self, date: i64) -> i64 {
+        match self {
+            Period::Hour | Period::Day => date,
+            // Every week start is the same weekday, so whole weeks divide out exactly.
+            Period::Week => date.div_euclid(7),
+            Period::Month | Period::Quarter | Period::Year => {
+                let (year, month, _) = civil_from_days(date);
+                let months = year * 12 + i64::from(month - 1);
+                match self {
+                    Period::Month => months,
+                    Period::Quarter => months.div_euclid(3),
+                    _ => year,
+                }
+            }
+        }
+    }
+
+    /// The first day of the period numbered `number` by [`number`](Self::number); `like` is the
+    /// first day of any period of the kind, which fixes the first weekday of weeks.
+    pub(crate) fn first_day_of(self, number: i64, like: i64) -> i64 {
+        let month_start = |months: i64| {
+            // `rem_euclid(12)` is in 0..12.
+            days_from_civil(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1)
+        };
+        match self {
+            Period::Hour | Period::Day => number,
+            Period::Week => number * 7 + like.rem_euclid(7),
+            Period::Month => month_start(number),
+            Period::Quarter => month_start(number * 3),
+            Period::Year => month_start(number * 12),
+        }
+    }
 }
 
 impl FromStr for Period {
@@ -267,18 +304,8 @@ impl Calendar {
         }
         let date = self.local_date(time);
         match period {
-            Period::Hour | Period::Day => date,
-            // Every week start is the same weekday, so whole weeks divide out exactly.
-            Period::Week => self.first_day(Period::Week, date).div_euclid(7),
-            Period::Month | Period::Quarter | Period::Year => {
-                let (year, month, _) = civil_from_days(date);
-                let months = year * 12 + i64::from(month - 1);
-                match period {
-                    Period::Month => months,
-                    Period::Quarter => months.div_euclid(3),
-                    _ => year,
-                }
-            }
+            Period::Week => period.number(self.first_day(Period::Week, date)),
+            _ => period.number(date),
         }
     }
 
@@ -1124,6 +1151,37 @@ mod tests {
             sunday.first_day(Period::Week, DAY_2024_03_10),
             DAY_2024_03_10
         );
+    }
+
+    #[test]
+    fn period_numbers_count_on_by_one_and_map_back_to_first_days() {
+        let calendar = utc(WeekStart::Sunday);
+        for period in [
+            Period::Day,
+            Period::Week,
+            Period::Month,
+            Period::Quarter,
+            Period::Year,
+        ] {
+            // 1969-12-01 to 2030: before the epoch too.
+            let mut start = calendar.first_day(period, -31);
+            let like = start;
+            let mut number = period.number(start);
+            while start < 22_000 {
+                assert_eq!(period.number(start), number, "{period:?} {start}");
+                assert_eq!(
+                    period.first_day_of(number, like),
+                    start,
+                    "{period:?} {number}"
+                );
+                start = crate::lifecycle_counts::next_period_start(period, start as i32)
+                    .unwrap()
+                    .into();
+                number += 1;
+            }
+        }
+        // 2024-03-01 is month 2024 * 12 + 2.
+        assert_eq!(Period::Month.number(19_783), 24_290);
     }
 
     #[test]

@@ -186,6 +186,23 @@ impl BoundArguments {
 }
 
 impl BoundArguments {
+    /// The constant boolean given for `parameter`, or `default` when not given or NULL.
+    pub(crate) fn boolean(
+        &self,
+        parameter: &str,
+        default: bool,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<bool> {
+        match self.constant(parameter, context)? {
+            None | Some(ScalarValue::Boolean(None) | ScalarValue::Null) => Ok(default),
+            Some(ScalarValue::Boolean(Some(value))) => Ok(value),
+            Some(other) => plan_err!(
+                "{}: argument {parameter} must be true or false, not {other}",
+                self.function
+            ),
+        }
+    }
+
     /// Plans the input relation given for `parameter`: a table or view name (quoted or bare), or a
     /// query in a string starting with SELECT or WITH. A table function cannot see the CTEs of the
     /// statement around it, so a query string is the way to pass a filtered input.

@@ -43,9 +43,21 @@ impl ActorInput {
         arguments: &BoundArguments,
         context: &mut dyn RelationPlannerContext,
     ) -> Result<Self> {
+        Self::read_columns(function, arguments, ("actor", "user_id"), "ts", context)
+    }
+
+    /// As [`read`](Self::read), with the actor argument named and defaulted by `actor` (such as
+    /// `("account", "account_id")`) and the time column defaulting to `ts_default`.
+    pub(crate) fn read_columns(
+        function: &str,
+        arguments: &BoundArguments,
+        actor: (&str, &str),
+        ts_default: &str,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<Self> {
         let plan = arguments.input("table", context)?;
-        let actor = arguments.column("actor", "user_id", &plan, context)?;
-        let ts = arguments.column("ts", "ts", &plan, context)?;
+        let actor = arguments.column(actor.0, actor.1, &plan, context)?;
+        let ts = arguments.column("ts", ts_default, &plan, context)?;
         let segments = match arguments.get("segment") {
             Some(_) => vec![arguments.column("segment", "", &plan, context)?],
             None => vec![],
