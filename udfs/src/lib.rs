@@ -9,10 +9,12 @@ mod active_user_counts;
 mod active_user_sets;
 mod active_users;
 mod actor_sets;
+mod adoption_rate;
 mod churn_rate;
 mod cohort_counts;
 mod cohort_retention;
 mod cohort_sets;
+mod feature_adoption;
 mod fold;
 mod input_provider;
 mod lifecycle;
@@ -61,6 +63,7 @@ fn scalar_functions() -> Vec<ScalarUDF> {
 fn aggregate_functions() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::from(retention::Retention::new()),
+        AggregateUDF::from(adoption_rate::AdoptionRate::new()),
         AggregateUDF::from(active_days::ActiveDays::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
         AggregateUDF::from(active_user_sets::ActiveUserSets::new()),
@@ -81,6 +84,7 @@ fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
     vec![
         Arc::new(active_users::ActiveUsers),
         Arc::new(cohort_retention::CohortRetention),
+        Arc::new(feature_adoption::FeatureAdoption),
         Arc::new(lifecycle::Lifecycle),
         Arc::new(revenue_churn::RevenueChurn),
         Arc::new(usage_frequency::UsageFrequency),

@@ -40,7 +40,7 @@ use crate::mrr_history::{MrrHistory, history_type};
 use crate::period_start::PeriodStart;
 use crate::revenue_movements::{CUSTOMER_COLUMNS, MONEY_COLUMNS, RevenueMovements};
 use crate::table_function::{
-    BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order,
+    BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order, ratio,
 };
 use crate::time_arguments::{ActorInput, PeriodRange, date_literal};
 
@@ -174,16 +174,6 @@ fn money_types(data_type: &DataType, column: &Column) -> Result<(DataType, DataT
             column.name
         ),
     }
-}
-
-/// `numerator / denominator` as DOUBLE, NULL when the denominator is 0.
-fn ratio(numerator: Expr, denominator: Expr) -> Result<Expr> {
-    let double = |expr: Expr| cast(expr, DataType::Float64);
-    when(
-        denominator.clone().eq(lit(0)),
-        lit(ScalarValue::Float64(None)),
-    )
-    .otherwise(double(numerator) / double(denominator))
 }
 
 impl MetricTableFunction for RevenueChurn {

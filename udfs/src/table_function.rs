@@ -12,6 +12,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::common::{Column, DFSchema, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
@@ -19,7 +20,9 @@ use datafusion::functions_aggregate::expr_fn::min;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
-use datafusion::logical_expr::{Documentation, Expr, LogicalPlan, LogicalPlanBuilder, col};
+use datafusion::logical_expr::{
+    Documentation, Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit, when,
+};
 use datafusion::sql::planner::SqlToRel;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Query,
@@ -357,6 +360,17 @@ pub(crate) fn folded_segments(segments: &[Column]) -> Vec<Expr> {
         .iter()
         .map(|segment| Expr::Column(Column::from_name(&segment.name)))
         .collect()
+}
+
+/// `numerator / denominator` as DOUBLE, NULL when the denominator is 0: the metric conventions'
+/// ratio, never NaN or infinity.
+pub(crate) fn ratio(numerator: Expr, denominator: Expr) -> Result<Expr> {
+    let double = |expr: Expr| cast(expr, DataType::Float64);
+    when(
+        denominator.clone().eq(lit(0)),
+        lit(ScalarValue::Float64(None)),
+    )
+    .otherwise(double(numerator) / double(denominator))
 }
 
 /// Sorts the rows of a table function's plan by `keys`.

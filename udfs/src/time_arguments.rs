@@ -5,6 +5,8 @@
 //! One reading for all of them, so that a DATE, a TIMESTAMP or a 'YYYY-MM-DD' string means the same
 //! in every function, and every function names a bad argument the same way.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -165,15 +167,43 @@ impl ActorInput {
     /// `ts < bound`, in the column's own terms (a DATE counts by its first instant), to filter the
     /// scan with.
     pub(crate) fn before(&self, bound: &TimeBound) -> Expr {
-        let time = Expr::Column(self.ts.clone());
+        Expr::Column(self.ts.clone()).lt(self.bound_literal(bound))
+    }
+
+    /// `ts >= bound`, in the column's own terms.
+    pub(crate) fn at_or_after(&self, bound: &TimeBound) -> Expr {
+        Expr::Column(self.ts.clone()).gt_eq(self.bound_literal(bound))
+    }
+
+    /// `bound` as a constant of the time column's type: a DATE column compares with the first
+    /// local day that starts at or after it.
+    fn bound_literal(&self, bound: &TimeBound) -> Expr {
         match &self.ts_type {
-            DataType::Timestamp(_, tz) => time.lt(lit(ScalarValue::TimestampMicrosecond(
+            DataType::Timestamp(_, tz) => lit(ScalarValue::TimestampMicrosecond(
                 Some(bound.micros),
                 tz.clone(),
-            ))),
-            _ => time.lt(self.day_start_literal(bound.first_day)),
+            )),
+            _ => self.day_start_literal(bound.first_day),
         }
     }
+
+    /// The time column as microseconds since the epoch: a TIMESTAMP without a zone is UTC, a DATE
+    /// its local midnight in the input's zone.
+    pub(crate) fn micros(&self) -> Expr {
+        micros_of(Expr::Column(self.ts.clone()), &self.ts_type, &self.tz)
+    }
+}
+
+/// `time`, a TIMESTAMP or DATE of type `data_type`, as microseconds since the epoch: a TIMESTAMP
+/// without a zone is UTC, a DATE its local midnight in `tz` (a time without a zone cast to one is
+/// read as local time there).
+pub(crate) fn micros_of(time: Expr, data_type: &DataType, tz: &Tz) -> Expr {
+    let micros = |zone: Option<Arc<str>>| DataType::Timestamp(TimeUnit::Microsecond, zone);
+    let instant = match data_type {
+        DataType::Timestamp(_, zone) => cast(time, micros(zone.clone())),
+        _ => cast(cast(time, micros(None)), micros(Some(Arc::from(tz.name())))),
+    };
+    cast(instant, DataType::Int64)
 }
 
 /// A DATE constant (a day, or an hour's number), or a NULL DATE.
