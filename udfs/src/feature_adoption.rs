@@ -21,7 +21,7 @@
 use std::sync::OnceLock;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, NullEquality, ScalarValue, plan_err};
+use datafusion::common::{Column, NullEquality, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::{coalesce, greatest, least};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
@@ -139,23 +139,6 @@ fn segment_name(index: usize) -> String {
     format!("__usagelake_segment_{index}")
 }
 
-/// The whole number given for `min_uses`, 1 or more.
-fn min_uses(arguments: &BoundArguments, context: &mut dyn RelationPlannerContext) -> Result<i64> {
-    let value = match arguments.constant("min_uses", context)? {
-        None => return Ok(1),
-        Some(value) if value.is_null() => return Ok(1),
-        Some(value) => value,
-    };
-    match value.cast_to(&DataType::Int64) {
-        Ok(ScalarValue::Int64(Some(uses))) if value.data_type().is_integer() && uses >= 1 => {
-            Ok(uses)
-        }
-        _ => plan_err!(
-            "{NAME}: argument min_uses must be a whole number of uses, 1 or more, not {value}"
-        ),
-    }
-}
-
 /// The column `name` of `plan`, the relation given for argument `argument`; an error lists the
 /// relation's columns when it has none of that name.
 fn named_column(plan: &LogicalPlan, argument: &str, name: &str) -> Result<Column> {
@@ -242,7 +225,10 @@ impl MetricTableFunction for FeatureAdoption {
                 until.text
             );
         }
-        let min_uses = min_uses(arguments, context)?;
+        let min_uses = arguments.whole_number("min_uses", 1, "uses", context)?;
+        if min_uses < 1 {
+            return plan_err!("{NAME}: argument 'min_uses' must be 1 or more, not {min_uses}");
+        }
         let segments = input.segments.len();
 
         // The events, with plain names: segments, actor, time in microseconds, feature, and

@@ -11,6 +11,7 @@ mod active_users;
 mod actor_sets;
 mod adoption_rate;
 mod churn_rate;
+mod churn_risk;
 mod cohort_counts;
 mod cohort_retention;
 mod cohort_sets;
@@ -83,6 +84,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
 fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
     vec![
         Arc::new(active_users::ActiveUsers),
+        Arc::new(churn_risk::ChurnRisk),
         Arc::new(cohort_retention::CohortRetention),
         Arc::new(feature_adoption::FeatureAdoption),
         Arc::new(lifecycle::Lifecycle),

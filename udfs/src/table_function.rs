@@ -21,7 +21,7 @@ use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::logical_expr::{
-    Documentation, Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit, when,
+    Documentation, Expr, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, col, lit, when,
 };
 use datafusion::sql::planner::SqlToRel;
 use datafusion::sql::sqlparser::ast::{
@@ -206,6 +206,54 @@ impl BoundArguments {
         }
     }
 
+    /// The whole number given for `parameter` (a count of `unit`s, for errors), or `default`
+    /// when not given or NULL.
+    pub(crate) fn whole_number(
+        &self,
+        parameter: &str,
+        default: i64,
+        unit: &str,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<i64> {
+        let value = match self.constant(parameter, context)? {
+            None => return Ok(default),
+            Some(value) if value.is_null() => return Ok(default),
+            Some(value) => value,
+        };
+        match value.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(number))) if value.data_type().is_integer() => Ok(number),
+            _ => plan_err!(
+                "{}: argument '{parameter}' must be a whole number of {unit}, not {value}",
+                self.function
+            ),
+        }
+    }
+
+    /// The number given for `parameter`, as a DOUBLE, or `default` when not given or NULL.
+    pub(crate) fn number(
+        &self,
+        parameter: &str,
+        default: f64,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<f64> {
+        let value = match self.constant(parameter, context)? {
+            None => return Ok(default),
+            Some(value) if value.is_null() => return Ok(default),
+            Some(value) => value,
+        };
+        match value.cast_to(&DataType::Float64) {
+            Ok(ScalarValue::Float64(Some(number)))
+                if value.data_type().is_numeric() && number.is_finite() =>
+            {
+                Ok(number)
+            }
+            _ => plan_err!(
+                "{}: argument '{parameter}' must be a number, not {value}",
+                self.function
+            ),
+        }
+    }
+
     /// Plans the input relation given for `parameter`: a table or view name (quoted or bare), or a
     /// query in a string starting with SELECT or WITH. A table function cannot see the CTEs of the
     /// statement around it, so a query string is the way to pass a filtered input.
@@ -375,8 +423,19 @@ pub(crate) fn ratio(numerator: Expr, denominator: Expr) -> Result<Expr> {
 
 /// Sorts the rows of a table function's plan by `keys`.
 pub(crate) fn in_order(builder: LogicalPlanBuilder, keys: Vec<Expr>) -> Result<LogicalPlanBuilder> {
+    in_order_by(
+        builder,
+        keys.into_iter().map(|key| key.sort(true, true)).collect(),
+    )
+}
+
+/// Sorts the rows of a table function's plan by `sorts`.
+pub(crate) fn in_order_by(
+    builder: LogicalPlanBuilder,
+    sorts: Vec<SortExpr>,
+) -> Result<LogicalPlanBuilder> {
     builder
-        .sort(keys.into_iter().map(|key| key.sort(true, true)))?
+        .sort(sorts)?
         // DataFusion's SQL planner drops a Sort from a planned relation unless a Limit is above it
         // (`enable_subquery_sort_elimination`). An unbounded Limit keeps the documented order; the
         // optimizer removes the Limit itself.

@@ -21,8 +21,7 @@
 
 use std::sync::OnceLock;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::planner::RelationPlannerContext;
@@ -141,9 +140,10 @@ impl MetricTableFunction for UsageFrequency {
         context: &mut dyn RelationPlannerContext,
     ) -> Result<LogicalPlan> {
         let input = ActorInput::read(NAME, arguments, context)?;
-        let window_days = days_argument(arguments, "window_days", DEFAULT_WINDOW_DAYS, context)?;
+        let window_days =
+            arguments.whole_number("window_days", DEFAULT_WINDOW_DAYS, "days", context)?;
         let lookback_days =
-            days_argument(arguments, "lookback_days", DEFAULT_LOOKBACK_DAYS, context)?;
+            arguments.whole_number("lookback_days", DEFAULT_LOOKBACK_DAYS, "days", context)?;
         check_days(Stage::Planning, NAME, window_days, lookback_days)?;
         // A TIMESTAMP means its local date; a DATE or a string, that date.
         let as_of = time_bound(NAME, arguments, "as_of", &input.calendar, context)?
@@ -201,25 +201,4 @@ impl MetricTableFunction for UsageFrequency {
         .project(output)?;
         in_order(folded, order)?.build()
     }
-}
-
-/// The whole number of days given for `parameter`, or `default`.
-fn days_argument(
-    arguments: &BoundArguments,
-    parameter: &str,
-    default: i64,
-    context: &mut dyn RelationPlannerContext,
-) -> Result<i64> {
-    let Some(value) = arguments.constant(parameter, context)? else {
-        return Ok(default);
-    };
-    if value.is_null() {
-        return Ok(default);
-    }
-    if value.data_type().is_integer()
-        && let Ok(ScalarValue::Int64(Some(days))) = value.cast_to(&DataType::Int64)
-    {
-        return Ok(days);
-    }
-    plan_err!("{NAME}: argument '{parameter}' must be a whole number of days, not {value}")
 }
