@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Int64Type, TimestampMicrosecondType,
+};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::support::{csv_rows, run_ok, sample_lake};
@@ -440,5 +443,694 @@ fn cohort_retention_matches_signup_cohorts_counted_from_the_rows() {
         );
         assert_eq!(row[4].parse::<f64>().unwrap(), *rate, "{at}");
         assert_eq!(row[5], complete.to_string(), "{at}");
+    }
+}
+
+/// The record batches of a single-file table of the lake (`subscriptions.parquet`).
+fn read_table(lake: &Path, table: &str) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(lake.join(format!("{table}.parquet"))).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The money column `name` of `batch` in cents: the lake keeps money as DECIMAL(12, 2).
+fn cents_column(batch: &RecordBatch, name: &str) -> Vec<i128> {
+    let column = batch.column(batch.schema().index_of(name).unwrap());
+    assert_eq!(column.data_type(), &DataType::Decimal128(12, 2), "{name}");
+    let column = column.as_primitive::<Decimal128Type>();
+    (0..column.len()).map(|i| column.value(i)).collect()
+}
+
+/// One row of `subscriptions`, as the files hold it, MRR in cents.
+struct Subscription {
+    account_id: i64,
+    month: NaiveDate,
+    mrr: i128,
+    plan: String,
+}
+
+fn read_subscriptions(lake: &Path) -> Vec<Subscription> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let mut rows = Vec::new();
+    for batch in read_table(lake, "subscriptions") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let account_id = column("account_id");
+        let account_id = account_id.as_primitive::<Int64Type>();
+        let month = column("month");
+        let month = month.as_primitive::<Date32Type>();
+        let plan = column("plan");
+        let plan = plan.as_string::<i32>();
+        let mrr = cents_column(&batch, "mrr");
+        for (i, mrr) in mrr.into_iter().enumerate() {
+            rows.push(Subscription {
+                account_id: account_id.value(i),
+                month: epoch + Duration::days(i64::from(month.value(i))),
+                mrr,
+                plan: plan.value(i).to_string(),
+            });
+        }
+    }
+    assert!(rows.len() > 1_000, "the sample lake holds subscriptions");
+    rows
+}
+
+/// One row of `invoices`, as the files hold it, the amount in cents.
+struct Invoice {
+    account_id: i64,
+    paid_at: DateTime<chrono::Utc>,
+    amount: i128,
+    billing_interval: String,
+}
+
+fn read_invoices(lake: &Path) -> Vec<Invoice> {
+    let mut rows = Vec::new();
+    for batch in read_table(lake, "invoices") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let account_id = column("account_id");
+        let account_id = account_id.as_primitive::<Int64Type>();
+        let paid_at = column("paid_at");
+        let paid_at = paid_at.as_primitive::<TimestampMicrosecondType>();
+        let interval = column("billing_interval");
+        let interval = interval.as_string::<i32>();
+        let amount = cents_column(&batch, "amount");
+        for (i, amount) in amount.into_iter().enumerate() {
+            rows.push(Invoice {
+                account_id: account_id.value(i),
+                paid_at: DateTime::from_timestamp_micros(paid_at.value(i)).unwrap(),
+                amount,
+                billing_interval: interval.value(i).to_string(),
+            });
+        }
+    }
+    assert!(rows.len() > 1_000, "the sample lake holds invoices");
+    rows
+}
+
+fn next_month(month: NaiveDate) -> NaiveDate {
+    month.checked_add_months(Months::new(1)).unwrap()
+}
+
+/// Every account's MRR in every month it paid: the sum of its rows of that month, in cents.
+type MonthlyMrr = BTreeMap<NaiveDate, BTreeMap<i64, i128>>;
+
+fn monthly_mrr<'a>(rows: impl IntoIterator<Item = &'a Subscription>) -> MonthlyMrr {
+    let mut mrr = MonthlyMrr::new();
+    for row in rows {
+        *mrr.entry(row.month)
+            .or_default()
+            .entry(row.account_id)
+            .or_default() += row.mrr;
+    }
+    mrr
+}
+
+/// One month of the MRR bridge, money in cents, as the metric contract defines it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Movements {
+    starting: i128,
+    new: i128,
+    expansion: i128,
+    reactivation: i128,
+    contraction: i128,
+    churned: i128,
+    ending: i128,
+    customers_start: i64,
+    new_customers: i64,
+    reactivated_customers: i64,
+    churned_customers: i64,
+    customers_end: i64,
+}
+
+/// `numerator / denominator` as the contract's ratios: NULL when the denominator is 0.
+fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator != 0.0).then(|| numerator / denominator)
+}
+
+impl Movements {
+    fn money(&self) -> [i128; 7] {
+        [
+            self.starting,
+            self.new,
+            self.expansion,
+            self.reactivation,
+            self.contraction,
+            self.churned,
+            self.ending,
+        ]
+    }
+
+    fn customers(&self) -> [i64; 5] {
+        [
+            self.customers_start,
+            self.new_customers,
+            self.reactivated_customers,
+            self.churned_customers,
+            self.customers_end,
+        ]
+    }
+
+    fn losses(&self) -> f64 {
+        (self.contraction + self.churned) as f64
+    }
+
+    fn logo_churn_rate(&self) -> Option<f64> {
+        ratio(self.churned_customers as f64, self.customers_start as f64)
+    }
+
+    fn gross_revenue_churn_rate(&self) -> Option<f64> {
+        ratio(-self.losses(), self.starting as f64)
+    }
+
+    fn net_revenue_churn_rate(&self) -> Option<f64> {
+        let gains = (self.expansion + self.reactivation) as f64;
+        ratio(-(self.losses() + gains), self.starting as f64)
+    }
+
+    fn grr(&self) -> Option<f64> {
+        ratio(self.starting as f64 + self.losses(), self.starting as f64)
+    }
+
+    fn nrr(&self) -> Option<f64> {
+        let kept = (self.starting + self.expansion) as f64 + self.losses();
+        ratio(kept, self.starting as f64)
+    }
+
+    fn quick_ratio(&self) -> Option<f64> {
+        ratio((self.new + self.expansion) as f64, -self.losses())
+    }
+
+    /// Ending MRR per paying account, in currency units.
+    fn arpa(&self) -> Option<f64> {
+        ratio(self.ending as f64 / 100.0, self.customers_end as f64)
+    }
+}
+
+/// One reported month: its movements, and whether the month had ended at the last snapshot.
+struct Month {
+    month: NaiveDate,
+    movements: Movements,
+    complete: bool,
+}
+
+/// ChartMogul's MRR movements of every month from the first to the last of `mrr`: from an
+/// account's MRR `p` in the month before to `m` in this one, new (`p = 0`, never paid before),
+/// reactivation (`p = 0`, paid in an earlier month), expansion (`m > p > 0`), contraction
+/// (`0 < m < p`) or churn (`p > 0 = m`). The first month has no month before it: all new.
+fn movements(mrr: &MonthlyMrr) -> Vec<Month> {
+    let (first, last) = (
+        *mrr.keys().next().unwrap(),
+        *mrr.keys().next_back().unwrap(),
+    );
+    let no_mrr = BTreeMap::new();
+    let mut paid_before: BTreeSet<i64> = BTreeSet::new();
+    let mut previous: &BTreeMap<i64, i128> = &no_mrr;
+    let mut months = Vec::new();
+    let mut month = first;
+    while month <= last {
+        let current = mrr.get(&month).unwrap_or(&no_mrr);
+        let accounts: BTreeSet<i64> = previous.keys().chain(current.keys()).copied().collect();
+        let mut moves = Movements::default();
+        for account in accounts {
+            let p = previous.get(&account).copied().unwrap_or(0);
+            let m = current.get(&account).copied().unwrap_or(0);
+            assert!(p >= 0 && m >= 0, "account {account} in {month}");
+            moves.starting += p;
+            moves.ending += m;
+            moves.customers_start += i64::from(p > 0);
+            moves.customers_end += i64::from(m > 0);
+            if p == 0 && m > 0 {
+                if paid_before.contains(&account) {
+                    moves.reactivation += m;
+                    moves.reactivated_customers += 1;
+                } else {
+                    moves.new += m;
+                    moves.new_customers += 1;
+                }
+            } else if p > 0 && m == 0 {
+                moves.churned -= p;
+                moves.churned_customers += 1;
+            } else if m > p && p > 0 {
+                moves.expansion += m - p;
+            } else if m < p && m > 0 {
+                moves.contraction += m - p;
+            }
+            if m > 0 {
+                paid_before.insert(account);
+            }
+        }
+        months.push(Month {
+            month,
+            movements: moves,
+            complete: next_month(month) <= last,
+        });
+        previous = current;
+        month = next_month(month);
+    }
+    months
+}
+
+/// The rows of `subscriptions` of each plan, as `segment => 'plan'` splits them.
+fn plans(rows: &[Subscription]) -> BTreeMap<&str, Vec<&Subscription>> {
+    let mut plans: BTreeMap<&str, Vec<&Subscription>> = BTreeMap::new();
+    for row in rows {
+        plans.entry(row.plan.as_str()).or_default().push(row);
+    }
+    plans
+}
+
+/// A decimal printed by the binary as an integer count of `10^-scale` units; more decimals than
+/// `scale` fail the test rather than being dropped.
+fn decimal_units(text: &str, scale: usize) -> i128 {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(digits) => (-1, digits),
+        None => (1, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    assert!(
+        fraction.len() <= scale && !whole.is_empty(),
+        "{text:?} is not a decimal with at most {scale} decimals"
+    );
+    let units = whole.parse::<i128>().unwrap() * 10i128.pow(scale as u32)
+        + format!("{fraction:0<scale$}").parse::<i128>().unwrap();
+    sign * units
+}
+
+/// A DOUBLE printed by the binary (empty for NULL) is `expected`, to a relative 1e-12.
+fn assert_double(actual: &str, expected: Option<f64>, what: &str) {
+    match expected {
+        None => assert_eq!(actual, "", "{what}: NULL expected"),
+        Some(expected) => {
+            let value: f64 = actual
+                .parse()
+                .unwrap_or_else(|_| panic!("{what}: {actual:?} is not a number"));
+            assert!(
+                (value - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+                "{what}: {value} instead of {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn revenue_churn_matches_mrr_movements_computed_from_the_subscription_rows() {
+    let subscriptions = read_subscriptions(&sample_lake());
+    let mrr = monthly_mrr(&subscriptions);
+    let expected = movements(&mrr);
+    let account_months: usize = mrr.values().map(BTreeMap::len).sum();
+    assert!(
+        account_months < subscriptions.len(),
+        "some accounts have two rows in a month, which add up"
+    );
+    for (name, total) in [
+        (
+            "expansion",
+            expected.iter().map(|m| m.movements.expansion).sum::<i128>(),
+        ),
+        (
+            "reactivation",
+            expected.iter().map(|m| m.movements.reactivation).sum(),
+        ),
+        (
+            "contraction",
+            expected.iter().map(|m| m.movements.contraction).sum(),
+        ),
+        ("churn", expected.iter().map(|m| m.movements.churned).sum()),
+    ] {
+        assert_ne!(total, 0, "the sample lake has {name}");
+    }
+
+    let rows = run_query("revenue_churn.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "month",
+            "starting_mrr",
+            "new_mrr",
+            "expansion_mrr",
+            "reactivation_mrr",
+            "contraction_mrr",
+            "churned_mrr",
+            "ending_mrr",
+            "net_new_mrr",
+            "customers_start",
+            "new_customers",
+            "reactivated_customers",
+            "churned_customers",
+            "customers_end",
+            "logo_churn_rate",
+            "gross_revenue_churn_rate",
+            "net_revenue_churn_rate",
+            "quick_ratio",
+            "period_complete"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per month");
+    let mut previous_ending = 0;
+    for (row, month) in rows[1..].iter().zip(&expected) {
+        let at = month.month.to_string();
+        let moves = &month.movements;
+        assert_eq!(row[0], at);
+        let money: Vec<i128> = row[1..9].iter().map(|v| decimal_units(v, 2)).collect();
+        assert_eq!(money[..7], moves.money(), "{at}: MRR movements");
+        assert_eq!(money[7], moves.ending - moves.starting, "{at}: net new MRR");
+        let customers: Vec<i64> = row[9..14].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(customers, moves.customers(), "{at}: customers");
+        for (value, expected, name) in [
+            (&row[14], moves.logo_churn_rate(), "logo_churn_rate"),
+            (&row[15], moves.gross_revenue_churn_rate(), "gross"),
+            (&row[16], moves.net_revenue_churn_rate(), "net"),
+            (&row[17], moves.quick_ratio(), "quick_ratio"),
+        ] {
+            assert_double(value, expected, &format!("{at}: {name}"));
+        }
+        assert_eq!(row[18], month.complete.to_string(), "{at}: period_complete");
+
+        // The roll-forward: a month starts where the one before ended, and its movements lead
+        // exactly from its starting to its ending MRR; customers likewise.
+        assert_eq!(
+            money[0], previous_ending,
+            "{at}: starting = previous ending"
+        );
+        assert_eq!(
+            money[6],
+            money[..6].iter().sum::<i128>(),
+            "{at}: roll-forward"
+        );
+        assert_eq!(
+            customers[4],
+            customers[0] + customers[1] + customers[2] - customers[3],
+            "{at}: customers roll forward"
+        );
+        previous_ending = money[6];
+    }
+    assert!(!expected.last().unwrap().complete && expected[0].complete);
+}
+
+#[test]
+fn nrr_by_plan_matches_retention_computed_per_plan_from_the_subscription_rows() {
+    let subscriptions = read_subscriptions(&sample_lake());
+    let mut expected = Vec::new();
+    for (plan, rows) in plans(&subscriptions) {
+        for month in movements(&monthly_mrr(rows)) {
+            expected.push((plan, month));
+        }
+    }
+    assert!(
+        expected
+            .iter()
+            .any(|(_, m)| m.movements.nrr().is_some_and(|nrr| nrr > 1.0))
+            && expected
+                .iter()
+                .any(|(_, m)| m.movements.grr().is_some_and(|grr| grr < 1.0)),
+        "the sample lake has plans growing and losing MRR"
+    );
+
+    let rows = run_query("nrr_by_plan.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "plan",
+            "month",
+            "starting_mrr",
+            "expansion_mrr",
+            "contraction_mrr",
+            "churned_mrr",
+            "nrr",
+            "grr",
+            "period_complete"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per plan and month");
+    for (row, (plan, month)) in rows[1..].iter().zip(&expected) {
+        let at = format!("{plan} {}", month.month);
+        let moves = &month.movements;
+        assert_eq!(row[..2], [plan.to_string(), month.month.to_string()]);
+        let money: Vec<i128> = row[2..6].iter().map(|v| decimal_units(v, 2)).collect();
+        assert_eq!(
+            money,
+            [
+                moves.starting,
+                moves.expansion,
+                moves.contraction,
+                moves.churned
+            ],
+            "{at}: MRR movements"
+        );
+        assert_double(&row[6], moves.nrr(), &format!("{at}: nrr"));
+        assert_double(&row[7], moves.grr(), &format!("{at}: grr"));
+        assert_eq!(row[8], month.complete.to_string(), "{at}: period_complete");
+    }
+}
+
+#[test]
+fn ltv_is_last_complete_months_arpa_over_six_months_mean_logo_churn_per_plan() {
+    let subscriptions = read_subscriptions(&sample_lake());
+    let mut expected = Vec::new();
+    for (plan, rows) in plans(&subscriptions) {
+        let complete: Vec<Month> = movements(&monthly_mrr(rows))
+            .into_iter()
+            .filter(|month| month.complete)
+            .collect();
+        let last = complete.last().unwrap();
+        let rates: Vec<f64> = complete[complete.len().saturating_sub(6)..]
+            .iter()
+            .filter_map(|month| month.movements.logo_churn_rate())
+            .collect();
+        let mean = (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64);
+        let arpa = last.movements.arpa();
+        let lifetime = mean.filter(|&mean| mean != 0.0).map(|mean| 1.0 / mean);
+        let ltv = arpa
+            .zip(mean)
+            .filter(|&(_, mean)| mean > 0.0)
+            .map(|(arpa, mean)| arpa / mean);
+        expected.push((
+            plan,
+            last.month,
+            last.movements.customers_end,
+            arpa,
+            mean,
+            lifetime,
+            ltv,
+        ));
+    }
+    assert!(
+        expected.iter().any(|row| row.6.is_some()),
+        "the sample lake has plans with churn"
+    );
+
+    let rows = run_query("ltv.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "plan",
+            "month",
+            "customers",
+            "arpa",
+            "mean_logo_churn_rate",
+            "expected_lifetime_months",
+            "ltv"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per plan");
+    for (row, (plan, month, customers, arpa, mean, lifetime, ltv)) in
+        rows[1..].iter().zip(&expected)
+    {
+        assert_eq!(
+            row[..3],
+            [plan.to_string(), month.to_string(), customers.to_string()]
+        );
+        assert_double(&row[3], *arpa, &format!("{plan}: arpa"));
+        assert_double(&row[4], *mean, &format!("{plan}: mean logo churn"));
+        assert_double(&row[5], *lifetime, &format!("{plan}: lifetime"));
+        assert_double(&row[6], *ltv, &format!("{plan}: ltv"));
+    }
+}
+
+/// `subscriptions` summed per (month, account): MRR in cents, and the plan.
+fn subscriptions_per_account_and_month(
+    rows: &[Subscription],
+) -> BTreeMap<(NaiveDate, i64), (i128, String)> {
+    let mut sums: BTreeMap<(NaiveDate, i64), (i128, String)> = BTreeMap::new();
+    for row in rows {
+        let sum = sums
+            .entry((row.month, row.account_id))
+            .or_insert((0, row.plan.clone()));
+        assert_eq!(sum.1, row.plan, "one plan per account and month");
+        sum.0 += row.mrr;
+    }
+    sums
+}
+
+#[test]
+fn invoices_to_mrr_gives_back_subscriptions_for_every_month_of_the_range() {
+    let lake = sample_lake();
+    let subscriptions = subscriptions_per_account_and_month(&read_subscriptions(&lake));
+    let first = subscriptions.keys().next().unwrap().0;
+    let last = subscriptions.keys().next_back().unwrap().0;
+
+    // What the lake promises (data/README.md), checked in plain Rust: each invoice spread over
+    // its interval (in twelfths of a cent, so that a year's amount / 12 stays exact) gives back
+    // subscriptions in every month from the first to the last with an invoice.
+    let invoices = read_invoices(&lake);
+    let mut spread: BTreeMap<(NaiveDate, i64), i128> = BTreeMap::new();
+    let mut yearly = 0;
+    let last_invoice_month = invoices
+        .iter()
+        .map(|invoice| invoice.paid_at.date_naive().with_day(1).unwrap())
+        .max()
+        .unwrap();
+    for invoice in &invoices {
+        let month = invoice.paid_at.date_naive().with_day(1).unwrap();
+        let (months, per_month) = match invoice.billing_interval.as_str() {
+            "month" => (1, invoice.amount * 12),
+            "year" => (12, invoice.amount),
+            other => panic!("unexpected billing interval {other}"),
+        };
+        yearly += usize::from(months == 12);
+        for k in 0..months {
+            let month = month.checked_add_months(Months::new(k)).unwrap();
+            if month <= last_invoice_month {
+                *spread.entry((month, invoice.account_id)).or_default() += per_month;
+            }
+        }
+    }
+    assert!(yearly > 10, "the sample lake has yearly invoices");
+    let twelfths: BTreeMap<(NaiveDate, i64), i128> = subscriptions
+        .iter()
+        .map(|(key, (cents, _))| (*key, cents * 12))
+        .collect();
+    assert_eq!(
+        spread, twelfths,
+        "the lake's invoices give back subscriptions"
+    );
+
+    let rows = run_query("invoices_to_mrr.sql");
+    assert_eq!(rows[0], vec!["account_id", "month", "mrr", "plan"]);
+    let mut snapshots: BTreeMap<(NaiveDate, i64), (i128, String)> = BTreeMap::new();
+    let mut keys = Vec::new();
+    for row in &rows[1..] {
+        let key = (
+            row[1].parse::<NaiveDate>().unwrap(),
+            row[0].parse().unwrap(),
+        );
+        // to_mrr keeps the DECIMAL, at a scale of 6: exact money, not a DOUBLE.
+        assert_eq!(row[2].split_once('.').unwrap().1.len(), 6, "{row:?}");
+        let mrr = decimal_units(&row[2], 6);
+        assert!(
+            snapshots.insert(key, (mrr, row[3].clone())).is_none(),
+            "{row:?} twice"
+        );
+        keys.push(key);
+    }
+    assert!(keys.is_sorted(), "ordered by month, then account");
+
+    let expected: BTreeMap<(NaiveDate, i64), (i128, String)> = subscriptions
+        .into_iter()
+        .map(|(key, (cents, plan))| (key, (cents * 10_000, plan)))
+        .collect();
+    for (key, value) in &expected {
+        assert_eq!(
+            snapshots.get(key),
+            Some(value),
+            "account {} in {}",
+            key.1,
+            key.0
+        );
+    }
+    assert_eq!(snapshots, expected, "no snapshot that subscriptions lack");
+    let months: BTreeSet<NaiveDate> = snapshots.keys().map(|key| key.0).collect();
+    let calendar: BTreeSet<NaiveDate> = std::iter::successors(Some(first), |&m| {
+        Some(next_month(m)).filter(|&next| next <= last)
+    })
+    .collect();
+    assert_eq!(months, calendar, "every month of the range");
+}
+
+/// The columns of `revenue_churn` that hold money, DECIMAL of the input's scale.
+const MONEY: [&str; 7] = [
+    "starting_mrr",
+    "new_mrr",
+    "expansion_mrr",
+    "reactivation_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "ending_mrr",
+];
+
+/// The DOUBLE columns of `revenue_churn`.
+const DOUBLES: [&str; 8] = [
+    "logo_churn_rate",
+    "gross_revenue_churn_rate",
+    "net_revenue_churn_rate",
+    "grr",
+    "nrr",
+    "quick_ratio",
+    "arpa",
+    "ltv",
+];
+
+/// Two `revenue_churn` results hold the same numbers: money equal as decimals whatever their
+/// scale, DOUBLEs to a relative 1e-12, everything else as printed.
+fn assert_same_report(actual: &[Vec<String>], expected: &[Vec<String>], what: &str) {
+    let header = &expected[0];
+    assert_eq!(actual[0], *header, "{what}: columns");
+    assert_eq!(actual.len(), expected.len(), "{what}: rows");
+    for (found, wanted) in actual[1..].iter().zip(&expected[1..]) {
+        let at = format!("{what}, row {}", wanted[..2].join(" "));
+        for ((column, found), wanted) in header.iter().zip(found).zip(wanted) {
+            let at = format!("{at}: {column}");
+            if MONEY.contains(&column.as_str()) {
+                assert_eq!(decimal_units(found, 6), decimal_units(wanted, 6), "{at}");
+            } else if DOUBLES.contains(&column.as_str()) {
+                let wanted = (!wanted.is_empty()).then(|| wanted.parse().unwrap());
+                assert_double(found, wanted, &at);
+            } else {
+                assert_eq!(found, wanted, "{at}");
+            }
+        }
+    }
+}
+
+#[test]
+fn revenue_churn_over_invoices_to_mrr_equals_revenue_churn_over_subscriptions() {
+    let lake = sample_lake();
+    let lake = lake.to_str().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries")
+        .join("invoices_to_mrr.sql");
+    let query = std::fs::read_to_string(file).unwrap();
+    let query = query.trim_end().trim_end_matches(';');
+    // As the file's header says: the query as a view, or as a string, comments and all, with its
+    // quotes doubled.
+    let create_view = format!("CREATE VIEW monthly_mrr AS {query}");
+    let as_string = query.replace('\'', "''");
+    for options in ["", ", segment => 'plan'"] {
+        let report = |table: &str| {
+            let select = format!("SELECT * FROM revenue_churn({table}{options})");
+            csv_rows(&run_ok(&[
+                "--lake",
+                lake,
+                "-c",
+                &create_view,
+                "-c",
+                &select,
+            ]))
+        };
+        let expected = report("'subscriptions'");
+        assert!(expected.len() > 12, "{options}: a report");
+        assert_same_report(
+            &report("'monthly_mrr'"),
+            &expected,
+            &format!("view{options}"),
+        );
+        assert_same_report(
+            &report(&format!("'{as_string}'")),
+            &expected,
+            &format!("query string{options}"),
+        );
     }
 }

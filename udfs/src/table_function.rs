@@ -29,7 +29,9 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableFactor, Value,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::input_provider::InputProvider;
 
@@ -285,10 +287,7 @@ impl BoundArguments {
             }
             Some(SqlExpr::Value(value)) => match &value.value {
                 Value::SingleQuotedString(text) => {
-                    let first_word = text.split_whitespace().next().unwrap_or_default();
-                    if first_word.eq_ignore_ascii_case("select")
-                        || first_word.eq_ignore_ascii_case("with")
-                    {
+                    if starts_a_query(text) {
                         self.parse_query(parameter, text)?
                     } else {
                         self.parse_query(parameter, &format!("SELECT * FROM {text}"))?
@@ -305,17 +304,28 @@ impl BoundArguments {
         SqlToRel::new(&provider).sql_statement_to_plan(Statement::Query(query))
     }
 
+    /// Parses one whole query: text after it (but a final `;`) is an error, never ignored.
     fn parse_query(&self, parameter: &str, sql: &str) -> Result<Box<Query>> {
-        Parser::new(&GenericDialect {})
+        let not_a_query = |detail: &dyn std::fmt::Display| {
+            plan_datafusion_err!(
+                "{}: argument '{parameter}' is neither a table name nor a query \
+                 (SELECT ... or WITH ...): {detail}",
+                self.function
+            )
+        };
+        let mut parser = Parser::new(&GenericDialect {})
             .try_with_sql(sql)
-            .and_then(|mut parser| parser.parse_query())
-            .map_err(|e| {
-                plan_datafusion_err!(
-                    "{}: argument '{parameter}' is neither a table name nor a query \
-                     (SELECT ... or WITH ...): {e}",
-                    self.function
-                )
-            })
+            .map_err(|e| not_a_query(&e))?;
+        let query = parser.parse_query().map_err(|e| not_a_query(&e))?;
+        while parser.consume_token(&Token::SemiColon) {}
+        let rest = parser.peek_token();
+        if rest.token != Token::EOF {
+            return Err(not_a_query(&format!(
+                "unexpected {} after the query, at {}",
+                rest.token, rest.span.start
+            )));
+        }
+        Ok(query)
     }
 
     /// The input column given for `parameter` (a string or a bare name), or `default`; an error
@@ -349,6 +359,20 @@ impl BoundArguments {
             ),
         }
     }
+}
+
+/// Whether `text` starts with SELECT or WITH, after any whitespace and comments: a query rather
+/// than a table name.
+fn starts_a_query(text: &str) -> bool {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
+        return false;
+    };
+    tokens
+        .iter()
+        .find(|token| !matches!(token, Token::Whitespace(_)))
+        .is_some_and(|token| {
+            matches!(token, Token::Word(word) if matches!(word.keyword, Keyword::SELECT | Keyword::WITH))
+        })
 }
 
 /// The value of a literal, or of a cast of a literal.
@@ -586,6 +610,29 @@ mod tests {
     fn too_many_positional_arguments_are_an_error() {
         let error = bind("'events', 'week', 8, 9").unwrap_err().to_string();
         assert!(error.contains("f takes at most 3 arguments"), "{error}");
+    }
+
+    #[test]
+    fn a_query_may_start_with_comments() {
+        assert!(starts_a_query("-- the pro plan\nSELECT * FROM events"));
+        assert!(starts_a_query(
+            "/* c */ with x AS (SELECT 1) SELECT * FROM x"
+        ));
+        assert!(!starts_a_query("events"));
+        assert!(!starts_a_query("selected_events"));
+    }
+
+    #[test]
+    fn text_after_a_query_is_an_error_not_ignored() {
+        let bound = bind("'events'").unwrap();
+        for sql in [
+            "SELECT * FROM events LIMIT 5) whatever",
+            "SELECT * FROM events; SELECT 1",
+        ] {
+            let error = bound.parse_query("table", sql).unwrap_err().to_string();
+            assert!(error.contains("after the query"), "{sql}: {error}");
+        }
+        assert!(bound.parse_query("table", "SELECT * FROM events;").is_ok());
     }
 
     #[test]
