@@ -7,4 +7,5 @@ mod lake;
 mod properties;
 mod queries;
 mod repl;
+mod revenue_properties;
 mod support;

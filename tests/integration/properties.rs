@@ -52,10 +52,10 @@ const DAY: i64 = 86_400;
 const NANOS: i64 = 1_000_000_000;
 
 /// SplitMix64: a tiny deterministic generator, so that a seed always makes the same lake.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D)
     }
 
@@ -68,20 +68,20 @@ impl Rng {
     }
 
     /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
     /// A number in `low..=high`.
-    fn range(&mut self, low: i64, high: i64) -> i64 {
+    pub(crate) fn range(&mut self, low: i64, high: i64) -> i64 {
         low + self.below((high - low + 1) as u64) as i64
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
 }
@@ -96,14 +96,14 @@ fn epoch_seconds(date: &str) -> i64 {
         .timestamp()
 }
 
-fn date_text(seconds: i64) -> String {
+pub(crate) fn date_text(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .unwrap()
         .format("%Y-%m-%d")
         .to_string()
 }
 
-fn timestamp_text(seconds: i64) -> String {
+pub(crate) fn timestamp_text(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .unwrap()
         .format("%Y-%m-%d %H:%M:%S")
@@ -360,7 +360,7 @@ async fn session(lake: &Lake, call: &Call) -> SessionContext {
 
 /// A `since`, `until` or `as_of` argument.
 #[derive(Debug, Clone)]
-enum Bound {
+pub(crate) enum Bound {
     Date(String),
     Text(String),
     Timestamp(String),
@@ -392,7 +392,7 @@ impl Bound {
         (since, Self::random(rng, lake, until))
     }
 
-    fn argument(&self) -> String {
+    pub(crate) fn argument(&self) -> String {
         match self {
             Self::Date(date) => format!("DATE '{date}'"),
             Self::Text(date) => format!("'{date}'"),
@@ -424,17 +424,17 @@ impl Bound {
 
 /// The first instant of the local date `date` in `tz`: a time without a zone cast to a zone is
 /// read as local time there.
-fn local_midnight(date: &str, tz: &str) -> String {
+pub(crate) fn local_midnight(date: &str, tz: &str) -> String {
     format!("arrow_cast(CAST({date} AS TIMESTAMP), 'Timestamp(Microsecond, Some(\"{tz}\"))')")
 }
 
 /// The local time of `ts` in `tz`, without a zone.
-fn local_time(tz: &str) -> String {
+pub(crate) fn local_time(tz: &str) -> String {
     format!("to_local_time(ts AT TIME ZONE 'UTC' AT TIME ZONE '{tz}')")
 }
 
 /// The local date that starts the calendar period holding `local` (a local time or a DATE).
-fn period_of(local: &str, period: &str, week_start: &str) -> String {
+pub(crate) fn period_of(local: &str, period: &str, week_start: &str) -> String {
     match (period, week_start) {
         ("week", "sunday") => format!(
             "CAST(date_trunc('week', {local} + INTERVAL '1' DAY) - INTERVAL '1' DAY AS DATE)"
@@ -444,7 +444,7 @@ fn period_of(local: &str, period: &str, week_start: &str) -> String {
 }
 
 /// The start of the period after the one starting on `start`.
-fn next_period(start: &str, period: &str) -> String {
+pub(crate) fn next_period(start: &str, period: &str) -> String {
     let step = match period {
         "day" => "INTERVAL '1' DAY",
         "week" => "INTERVAL '7' DAY",
@@ -468,17 +468,17 @@ fn local_dates(lake: &Lake) -> String {
 }
 
 /// `instant >= since`, or `TRUE` without since.
-fn from_since(since: Option<&Bound>, instant: &str, tz: &str) -> String {
+pub(crate) fn from_since(since: Option<&Bound>, instant: &str, tz: &str) -> String {
     since.map_or("TRUE".into(), |s| format!("{instant} >= {}", s.instant(tz)))
 }
 
 /// `instant < until`, or `TRUE` without until.
-fn before_until(until: Option<&Bound>, instant: &str, tz: &str) -> String {
+pub(crate) fn before_until(until: Option<&Bound>, instant: &str, tz: &str) -> String {
     until.map_or("TRUE".into(), |u| format!("{instant} < {}", u.instant(tz)))
 }
 
 /// `instant <= until`: a period ending at `instant` had ended at until (`TRUE` without until).
-fn ended_by_until(until: Option<&Bound>, instant: &str, tz: &str) -> String {
+pub(crate) fn ended_by_until(until: Option<&Bound>, instant: &str, tz: &str) -> String {
     until.map_or("TRUE".into(), |u| format!("{instant} <= {}", u.instant(tz)))
 }
 
@@ -597,7 +597,7 @@ impl Call {
 }
 
 /// A query's result.
-async fn execute(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+pub(crate) async fn execute(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
     match ctx.sql(sql).await {
         Ok(frame) => frame.collect().await,
         Err(error) => Err(error),
@@ -606,7 +606,7 @@ async fn execute(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, St
 }
 
 /// Column types and rows of batches, each row as its values' text.
-fn text_rows(batches: &[RecordBatch]) -> (Vec<DataType>, Vec<String>) {
+pub(crate) fn text_rows(batches: &[RecordBatch]) -> (Vec<DataType>, Vec<String>) {
     let mut types = vec![];
     let mut rows = vec![];
     let options = FormatOptions::new().with_null("NULL");
@@ -632,7 +632,7 @@ fn text_rows(batches: &[RecordBatch]) -> (Vec<DataType>, Vec<String>) {
 }
 
 /// Batches as a table named `name` for the queries `use_it` runs; `None` without rows.
-async fn with_table<T>(
+pub(crate) async fn with_table<T>(
     ctx: &SessionContext,
     name: &str,
     batches: Vec<RecordBatch>,
@@ -670,7 +670,7 @@ struct Case {
 
 /// The common table expressions of `WITH name AS (query), ... SELECT ...` as (name, query), and
 /// the final SELECT.
-fn common_table_expressions(sql: &str) -> (Vec<(&str, &str)>, &str) {
+pub(crate) fn common_table_expressions(sql: &str) -> (Vec<(&str, &str)>, &str) {
     let mut steps = vec![];
     let Some(mut rest) = sql.trim_start().strip_prefix("WITH ") else {
         return (steps, sql);

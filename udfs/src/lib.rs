@@ -17,6 +17,7 @@ mod cohort_retention;
 mod cohort_sets;
 mod feature_adoption;
 mod fold;
+mod funnel;
 mod input_provider;
 mod lifecycle;
 mod lifecycle_counts;
@@ -39,6 +40,8 @@ mod usage_frequency;
 mod usage_frequency_counts;
 mod usage_frequency_sets;
 mod usagelake_functions;
+mod window_funnel;
+mod window_funnel_events;
 
 pub use options::{UsagelakeOptions, WeekStart};
 
@@ -77,6 +80,8 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),
         AggregateUDF::from(usage_frequency_sets::UsageFrequencySets::new()),
+        AggregateUDF::from(window_funnel::WindowFunnel::new()),
+        AggregateUDF::from(window_funnel_events::WindowFunnelEvents::new()),
     ]
 }
 
@@ -87,6 +92,7 @@ fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
         Arc::new(churn_risk::ChurnRisk),
         Arc::new(cohort_retention::CohortRetention),
         Arc::new(feature_adoption::FeatureAdoption),
+        Arc::new(funnel::Funnel),
         Arc::new(lifecycle::Lifecycle),
         Arc::new(revenue_churn::RevenueChurn),
         Arc::new(usage_frequency::UsageFrequency),

@@ -300,20 +300,28 @@ impl MetricTableFunction for RevenueChurn {
             ],
         )?;
         if let Some(bound) = after_reported {
-            // A period is complete once the input went past its end: one more row per segment,
-            // without an account, carries the day of the first snapshot after the reported
-            // periods as its last day.
+            // The segment's data goes on after the reported periods: one more row per segment,
+            // without an account, carries the first snapshot after them as its last period and
+            // day, so that the report runs to the last reported period (periods without rows
+            // churn) and those that ended by that snapshot are complete.
             let first_later = "__usagelake_first_later";
             let account_type = input.actor_type()?;
+            let period_start = ScalarUDF::from(PeriodStart::new());
+            let later_day =
+                period_start.call(vec![col(first_later), lit("day"), lit(input.tz.name())]);
+            let later_period = period_start.call(vec![
+                later_day.clone(),
+                lit(period.name()),
+                lit(input.tz.name()),
+                lit(input.week_start.to_string()),
+            ]);
             let mut columns = segment_keys.clone();
             columns.extend([
                 lit(ScalarValue::try_from(&account_type)?).alias("account"),
                 lit(ScalarValue::try_from(&history_type(&sum_type))?).alias("history"),
                 date_literal(None).alias("first_period"),
-                date_literal(None).alias("last_period"),
-                ScalarUDF::from(PeriodStart::new())
-                    .call(vec![col(first_later), lit("day"), lit(input.tz.name())])
-                    .alias("last_day"),
+                later_period.alias("last_period"),
+                later_day.alias("last_day"),
             ]);
             let later = LogicalPlanBuilder::from(input.plan.clone())
                 .filter(counted.and(time.clone().gt_eq(bound)))?
@@ -330,7 +338,12 @@ impl MetricTableFunction for RevenueChurn {
             lit(period.name()),
             date_literal(complete_key),
         ]);
-        let folded = fold_segments(per_account, segments, movements)?;
+        // By their unqualified names: a union (with `until`) drops the input's qualifier.
+        let unqualified: Vec<Column> = segments
+            .iter()
+            .map(|segment| Column::from_name(&segment.name))
+            .collect();
+        let folded = fold_segments(per_account, &unqualified, movements)?;
 
         // The report's columns, rates included, before the range and LTV.
         let field = |name: &str| get_field(col(FOLDED), name);
