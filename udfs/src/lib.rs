@@ -33,6 +33,9 @@ mod retention;
 mod revenue_churn;
 mod revenue_movements;
 mod rolling_cohort_counts;
+mod sequence_count;
+mod sequence_match;
+mod sequence_pattern;
 mod table_function;
 mod time_arguments;
 mod to_mrr;
@@ -67,6 +70,8 @@ fn scalar_functions() -> Vec<ScalarUDF> {
 fn aggregate_functions() -> Vec<AggregateUDF> {
     vec![
         AggregateUDF::from(retention::Retention::new()),
+        AggregateUDF::from(sequence_match::SequenceMatch::new()),
+        AggregateUDF::from(sequence_count::SequenceCount::new()),
         AggregateUDF::from(adoption_rate::AdoptionRate::new()),
         AggregateUDF::from(active_days::ActiveDays::new()),
         AggregateUDF::from(active_user_counts::ActiveUserCounts::new()),
