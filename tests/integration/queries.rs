@@ -18,8 +18,10 @@ use crate::support::{csv_rows, run_ok, sample_lake};
 struct Event {
     ts: DateTime<chrono::Utc>,
     user_id: i64,
+    account_id: i64,
     event: String,
     feature: Option<String>,
+    plan: String,
 }
 
 fn parquet_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
@@ -49,16 +51,22 @@ fn read_events(lake: &Path) -> Vec<Event> {
             let ts = ts.as_primitive::<TimestampMicrosecondType>();
             let user_id = column("user_id");
             let user_id = user_id.as_primitive::<Int64Type>();
+            let account_id = column("account_id");
+            let account_id = account_id.as_primitive::<Int64Type>();
             let event = column("event");
             let event = event.as_string::<i32>();
             let feature = column("feature");
             let feature = feature.as_string::<i32>();
+            let plan = column("plan");
+            let plan = plan.as_string::<i32>();
             for i in 0..batch.num_rows() {
                 events.push(Event {
                     ts: DateTime::from_timestamp_micros(ts.value(i)).unwrap(),
                     user_id: user_id.value(i),
+                    account_id: account_id.value(i),
                     event: event.value(i).to_string(),
                     feature: feature.is_valid(i).then(|| feature.value(i).to_string()),
+                    plan: plan.value(i).to_string(),
                 });
             }
         }
@@ -1133,4 +1141,689 @@ fn revenue_churn_over_invoices_to_mrr_equals_revenue_churn_over_subscriptions() 
             &format!("query string{options}"),
         );
     }
+}
+
+// Feature adoption, the adoption funnel, churn risk and time to adopt: each query file checked
+// against the metric contract (/work/shared/spec/metrics.md) applied in plain Rust to the rows.
+
+const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+
+/// The `features` table: each feature's release time, in microseconds.
+fn read_launches(lake: &Path) -> BTreeMap<String, i64> {
+    let mut launches = BTreeMap::new();
+    for batch in read_table(lake, "features") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let feature = column("feature");
+        let feature = feature.as_string::<i32>();
+        let released = column("released_at");
+        let released = released.as_primitive::<TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            launches.insert(feature.value(i).to_string(), released.value(i));
+        }
+    }
+    assert_eq!(launches.len(), 8, "the sample lake has eight features");
+    launches
+}
+
+/// One row of `accounts`: plan, segment and customer-success manager.
+struct Account {
+    plan: String,
+    segment: String,
+    csm: Option<String>,
+}
+
+fn read_accounts(lake: &Path) -> BTreeMap<i64, Account> {
+    let mut accounts = BTreeMap::new();
+    for batch in read_table(lake, "accounts") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let account_id = column("account_id");
+        let account_id = account_id.as_primitive::<Int64Type>();
+        let plan = column("plan");
+        let plan = plan.as_string::<i32>();
+        let segment = column("segment");
+        let segment = segment.as_string::<i32>();
+        let csm = column("csm");
+        let csm = csm.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            accounts.insert(
+                account_id.value(i),
+                Account {
+                    plan: plan.value(i).to_string(),
+                    segment: segment.value(i).to_string(),
+                    csm: csm.is_valid(i).then(|| csm.value(i).to_string()),
+                },
+            );
+        }
+    }
+    assert!(accounts.len() > 100, "the sample lake holds accounts");
+    accounts
+}
+
+/// The `p` quantile of `values` as `percentile_cont` defines it: the value at rank p·(n − 1) of
+/// the sorted values, interpolated linearly between its neighbours. Returned with how far
+/// DataFusion may be from it: it rounds the interpolation weight down to a millionth.
+fn percentile_cont(values: &[f64], p: f64) -> Option<(f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = p * (n - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    let gap = sorted[high] - sorted[low];
+    let value = sorted[low] + (rank - low as f64) * gap;
+    Some((value, gap * 1e-6 + value.abs() * 1e-12))
+}
+
+/// `actual`, a printed DOUBLE, is `expected` within its tolerance; empty (NULL) for `None`.
+fn assert_near(actual: &str, expected: Option<(f64, f64)>, what: &str) {
+    match expected {
+        None => assert_eq!(actual, "", "{what}: NULL expected"),
+        Some((expected, tolerance)) => {
+            let value: f64 = actual
+                .parse()
+                .unwrap_or_else(|_| panic!("{what}: {actual:?} is not a number"));
+            assert!(
+                (value - expected).abs() <= tolerance.max(1e-12),
+                "{what}: {value} instead of {expected}"
+            );
+        }
+    }
+}
+
+/// One feature's adoption, as the contract of `feature_adoption` defines it.
+struct Adoption {
+    launched: i64,
+    eligible: usize,
+    adopters: usize,
+    days_to_adopt: Vec<f64>,
+}
+
+impl Adoption {
+    fn rate(&self) -> Option<f64> {
+        ratio(self.adopters as f64, self.eligible as f64)
+    }
+
+    fn median(&self) -> Option<(f64, f64)> {
+        percentile_cont(&self.days_to_adopt, 0.5)
+    }
+
+    fn p90(&self) -> Option<(f64, f64)> {
+        percentile_cont(&self.days_to_adopt, 0.9)
+    }
+}
+
+/// Adoption of every feature over `events` (the whole range, min_uses 1), where only
+/// `feature_use` events use a feature: the features of `launches` and the features used; a
+/// launch is the release time, moved earlier to the first use by anyone if that came before;
+/// eligible are the users with an event at or after the launch, adopters the eligible users
+/// with a use, and a user's days to adopt run from the later of its first event and the launch
+/// to its first use.
+fn adoption<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    launches: &BTreeMap<String, i64>,
+) -> BTreeMap<String, Adoption> {
+    let mut first_seen: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut last_seen: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut first_use: BTreeMap<&str, BTreeMap<i64, i64>> = BTreeMap::new();
+    for event in events {
+        let time = event.ts.timestamp_micros();
+        let first = first_seen.entry(event.user_id).or_insert(time);
+        *first = (*first).min(time);
+        let last = last_seen.entry(event.user_id).or_insert(time);
+        *last = (*last).max(time);
+        if event.event == "feature_use" {
+            let feature = event
+                .feature
+                .as_deref()
+                .expect("feature_use names its feature");
+            let first = first_use
+                .entry(feature)
+                .or_default()
+                .entry(event.user_id)
+                .or_insert(time);
+            *first = (*first).min(time);
+        }
+    }
+    let features: BTreeSet<&str> = launches
+        .keys()
+        .map(String::as_str)
+        .chain(first_use.keys().copied())
+        .collect();
+    let no_uses = BTreeMap::new();
+    features
+        .into_iter()
+        .map(|feature| {
+            let uses = first_use.get(feature).unwrap_or(&no_uses);
+            let launched = launches
+                .get(feature)
+                .copied()
+                .into_iter()
+                .chain(uses.values().copied())
+                .min()
+                .unwrap();
+            let eligible = |user: &i64| last_seen[user] >= launched;
+            let days_to_adopt: Vec<f64> = uses
+                .iter()
+                .filter(|(user, _)| eligible(user))
+                .map(|(user, first)| {
+                    (first - first_seen[user].max(launched)) as f64 / MICROS_PER_DAY
+                })
+                .collect();
+            let adoption = Adoption {
+                launched,
+                eligible: last_seen.keys().filter(|user| eligible(user)).count(),
+                adopters: days_to_adopt.len(),
+                days_to_adopt,
+            };
+            (feature.to_string(), adoption)
+        })
+        .collect()
+}
+
+/// The printed TIMESTAMP `text` is the instant `micros`.
+fn assert_instant(text: &str, micros: i64, what: &str) {
+    let instant = DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|_| panic!("{what}: {text:?} is not a timestamp"));
+    assert_eq!(instant.timestamp_micros(), micros, "{what}");
+}
+
+#[test]
+fn feature_adoption_counts_only_feature_use_among_users_around_after_each_launch() {
+    let lake = sample_lake();
+    let events = read_events(&lake);
+    let launches = read_launches(&lake);
+    let expected = adoption(&events, &launches);
+    let mut expected: Vec<(&String, &Adoption)> = expected.iter().collect();
+    expected.sort_by_key(|(feature, adoption)| (adoption.launched, *feature));
+    // The three launches of the year leave out the users gone before them, and the announcement
+    // views of a launch (which name its feature) are far more than its users.
+    let ai_assistant = expected
+        .iter()
+        .find(|(f, _)| *f == "ai_assistant")
+        .unwrap()
+        .1;
+    let users: BTreeSet<i64> = events.iter().map(|event| event.user_id).collect();
+    assert!(ai_assistant.eligible < users.len());
+    let announced: BTreeSet<i64> = events
+        .iter()
+        .filter(|e| {
+            e.event == "feature_announcement_view" && e.feature.as_deref() == Some("ai_assistant")
+        })
+        .map(|e| e.user_id)
+        .collect();
+    assert!(
+        announced.len() > 10 * ai_assistant.adopters,
+        "{}",
+        announced.len()
+    );
+
+    let rows = run_query("feature_adoption.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "feature",
+            "launched",
+            "eligible",
+            "adopters",
+            "adoption_rate",
+            "median_days_to_adopt",
+            "p90_days_to_adopt"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per feature");
+    for (row, (feature, adoption)) in rows[1..].iter().zip(&expected) {
+        assert_eq!(&row[0], *feature, "ordered by launch");
+        assert_instant(&row[1], adoption.launched, &format!("{feature}: launched"));
+        assert_eq!(
+            row[2..4],
+            [adoption.eligible.to_string(), adoption.adopters.to_string()],
+            "{feature}: eligible, adopters"
+        );
+        assert_double(&row[4], adoption.rate(), &format!("{feature}: rate"));
+        assert_near(&row[5], adoption.median(), &format!("{feature}: median"));
+        assert_near(&row[6], adoption.p90(), &format!("{feature}: p90"));
+    }
+}
+
+#[test]
+fn time_to_adopt_gives_median_and_p90_days_per_feature_and_plan() {
+    let lake = sample_lake();
+    let events = read_events(&lake);
+    let launches = read_launches(&lake);
+    let mut plans: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for event in &events {
+        plans.entry(&event.plan).or_default().push(event);
+    }
+    assert_eq!(plans.len(), 4, "four plans");
+    // Each plan as its own table; rows by feature, then plan.
+    let mut expected: BTreeMap<(String, &str), Adoption> = BTreeMap::new();
+    for (plan, rows) in &plans {
+        for (feature, adoption) in adoption(rows.iter().copied(), &launches) {
+            expected.insert((feature, plan), adoption);
+        }
+    }
+
+    let rows = run_query("time_to_adopt.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "feature",
+            "plan",
+            "adopters",
+            "median_days_to_adopt",
+            "p90_days_to_adopt"
+        ]
+    );
+    assert_eq!(
+        rows.len() - 1,
+        expected.len(),
+        "one row per feature and plan"
+    );
+    for (row, ((feature, plan), adoption)) in rows[1..].iter().zip(&expected) {
+        let at = format!("{feature} on {plan}");
+        assert_eq!(
+            row[..3],
+            [
+                feature.clone(),
+                plan.to_string(),
+                adoption.adopters.to_string()
+            ],
+            "{at}"
+        );
+        assert_near(&row[3], adoption.median(), &format!("{at}: median"));
+        assert_near(&row[4], adoption.p90(), &format!("{at}: p90"));
+    }
+}
+
+/// The five adoption stages, in funnel order.
+const STAGES: [&str; 5] = [
+    "feature_announcement_view",
+    "feature_page_view",
+    "pricing_view",
+    "trial_start",
+    "purchase",
+];
+
+/// One user's events of the stages: (time in microseconds, step index from 0).
+type StageEvents = Vec<(i64, usize)>;
+
+/// The step times of ClickHouse's windowFunnel over one user's `(time, step index)` events: read
+/// in time order, ties in step order; a step-1 event starts a chain, a step-k event extends the
+/// chain that step k − 1 holds if it lies within `window` of that chain's step-1 time
+/// (inclusive). The result is the first chain to reach the highest level; its length is the level.
+fn window_funnel_chain(mut events: StageEvents, steps: usize, window: i64) -> Vec<i64> {
+    events.sort();
+    let mut chains: Vec<Option<Vec<i64>>> = vec![None; steps];
+    let mut best: Vec<i64> = Vec::new();
+    for (time, step) in events {
+        let chain = if step == 0 {
+            Some(vec![time])
+        } else {
+            chains[step - 1]
+                .as_ref()
+                .filter(|before| time <= before[0] + window)
+                .map(|before| {
+                    let mut chain = before.clone();
+                    chain.push(time);
+                    chain
+                })
+        };
+        if let Some(chain) = chain {
+            if chain.len() > best.len() {
+                best = chain.clone();
+            }
+            chains[step] = Some(chain);
+        }
+        if best.len() == steps {
+            break;
+        }
+    }
+    best
+}
+
+#[test]
+fn adoption_funnel_follows_each_launch_through_its_five_stages_within_90_days() {
+    let events = read_events(&sample_lake());
+    let window = 90 * 86_400 * 1_000_000;
+    // Per feature (the segment) and user, the events of the stages.
+    let mut journeys: BTreeMap<&str, BTreeMap<i64, StageEvents>> = BTreeMap::new();
+    for event in &events {
+        if let Some(step) = STAGES.iter().position(|stage| *stage == event.event) {
+            let feature = event.feature.as_deref().expect("a stage names its feature");
+            journeys
+                .entry(feature)
+                .or_default()
+                .entry(event.user_id)
+                .or_default()
+                .push((event.ts.timestamp_micros(), step));
+        }
+    }
+    assert_eq!(
+        journeys.keys().copied().collect::<Vec<_>>(),
+        ["ai_assistant", "anomaly_detection", "workflows"],
+        "the stages of the three launches"
+    );
+
+    let rows = run_query("adoption_funnel.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "feature",
+            "step",
+            "step_name",
+            "users",
+            "conversion_from_first",
+            "conversion_from_previous",
+            "median_days_from_previous"
+        ]
+    );
+    assert_eq!(
+        rows.len() - 1,
+        5 * journeys.len(),
+        "five stages per feature"
+    );
+    let mut rows = rows[1..].iter();
+    let mut cut_by_window = 0;
+    for (feature, users) in &journeys {
+        let chains: Vec<Vec<i64>> = users
+            .values()
+            .map(|events| window_funnel_chain(events.clone(), STAGES.len(), window))
+            .collect();
+        let purchases = users
+            .values()
+            .filter(|events| events.iter().any(|&(_, step)| step == 4))
+            .count();
+        let reached = |step: usize| chains.iter().filter(|chain| chain.len() >= step).count();
+        cut_by_window += purchases - reached(5);
+        for (index, stage) in STAGES.iter().enumerate() {
+            let step = index + 1;
+            let row = rows.next().unwrap();
+            let at = format!("{feature}, step {step}");
+            assert_eq!(
+                row[..4],
+                [
+                    feature.to_string(),
+                    step.to_string(),
+                    stage.to_string(),
+                    reached(step).to_string()
+                ],
+                "{at}"
+            );
+            assert_double(
+                &row[4],
+                ratio(reached(step) as f64, reached(1) as f64),
+                &format!("{at}: from first"),
+            );
+            let from_previous = if step == 1 {
+                Some(1.0)
+            } else {
+                ratio(reached(step) as f64, reached(step - 1) as f64)
+            };
+            assert_double(&row[5], from_previous, &format!("{at}: from previous"));
+            let median = if step == 1 {
+                None
+            } else {
+                let days: Vec<f64> = chains
+                    .iter()
+                    .filter(|chain| chain.len() >= step)
+                    .map(|chain| (chain[index] - chain[index - 1]) as f64 / 1e6 / 86_400.0)
+                    .collect();
+                percentile_cont(&days, 0.5).map(|(days, tolerance)| (days, tolerance + 1e-9))
+            };
+            assert_near(&row[6], median, &format!("{at}: median days"));
+        }
+    }
+    assert!(
+        cut_by_window > 0,
+        "the 90 days leave some late purchases out"
+    );
+}
+
+/// One listed account of `churn_risk`, as the contract defines it.
+struct Risk {
+    account_id: i64,
+    last_seen: i64,
+    days_inactive: i64,
+    events: [u64; 2],
+    active_days: [usize; 2],
+    usage_change: Option<f64>,
+    features_dropped: Vec<String>,
+    reasons: Vec<&'static str>,
+}
+
+#[test]
+fn churn_risk_lists_paying_accounts_drifting_away_most_severe_first() {
+    let lake = sample_lake();
+    let events = read_events(&lake);
+    let accounts = read_accounts(&lake);
+    // The file's as_of is the last day with data; windows of 28 UTC days ending on it, and the
+    // 28 before.
+    let as_of = events.iter().map(|e| e.ts).max().unwrap().date_naive();
+    assert_eq!(as_of, NaiveDate::from_ymd_opt(2024, 12, 30).unwrap());
+    let current_from = as_of - Duration::days(27);
+    let previous_from = as_of - Duration::days(55);
+
+    #[derive(Default)]
+    struct Windows {
+        last_seen: i64,
+        events: [u64; 2],
+        days: [BTreeSet<NaiveDate>; 2],
+        features: [BTreeSet<String>; 2],
+    }
+    let mut per_account: BTreeMap<i64, Windows> = BTreeMap::new();
+    for event in &events {
+        let day = event.ts.date_naive();
+        if event.plan == "free" || day < previous_from || day > as_of {
+            continue;
+        }
+        let window = usize::from(day >= current_from);
+        let account = per_account.entry(event.account_id).or_default();
+        account.last_seen = account.last_seen.max(event.ts.timestamp_micros());
+        account.events[window] += 1;
+        account.days[window].insert(day);
+        if event.event == "feature_use" {
+            account.features[window].insert(event.feature.clone().unwrap());
+        }
+    }
+    let mut expected: Vec<Risk> = per_account
+        .into_iter()
+        .filter_map(|(account_id, windows)| {
+            let last_day = DateTime::from_timestamp_micros(windows.last_seen)
+                .unwrap()
+                .date_naive();
+            let days_inactive = (as_of - last_day).num_days();
+            let [previous, current] = windows.events;
+            let usage_change = (previous > 0).then(|| current as f64 / previous as f64 - 1.0);
+            let features_dropped: Vec<String> = windows.features[0]
+                .difference(&windows.features[1])
+                .cloned()
+                .collect();
+            let mut reasons = Vec::new();
+            if days_inactive >= 14 {
+                reasons.push("inactive");
+            }
+            if usage_change.is_some_and(|change| change < -0.5) {
+                reasons.push("usage_drop");
+            }
+            if !features_dropped.is_empty() {
+                reasons.push("feature_dropped");
+            }
+            (!reasons.is_empty()).then(|| Risk {
+                account_id,
+                last_seen: windows.last_seen,
+                days_inactive,
+                events: [current, previous],
+                active_days: [windows.days[1].len(), windows.days[0].len()],
+                usage_change,
+                features_dropped,
+                reasons,
+            })
+        })
+        .collect();
+    // The most severe first: longest inactive, then largest drop (no previous usage last), then
+    // account.
+    expected.sort_by(|a, b| {
+        b.days_inactive
+            .cmp(&a.days_inactive)
+            .then_with(|| match (a.usage_change, b.usage_change) {
+                (Some(a), Some(b)) => a.total_cmp(&b),
+                (a, b) => a.is_none().cmp(&b.is_none()),
+            })
+            .then(a.account_id.cmp(&b.account_id))
+    });
+    for reason in ["inactive", "usage_drop", "feature_dropped"] {
+        assert!(
+            expected.iter().any(|risk| risk.reasons == [reason]),
+            "the sample lake lists accounts for {reason} alone"
+        );
+    }
+
+    let rows = run_query("churn_risk.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "account_id",
+            "plan",
+            "segment",
+            "csm",
+            "reasons",
+            "days_inactive",
+            "last_seen",
+            "events_current",
+            "events_previous",
+            "usage_change",
+            "active_days_current",
+            "active_days_previous",
+            "features_dropped"
+        ]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per listed account");
+    let list = |items: &[&str]| format!("[{}]", items.join(", "));
+    for (row, risk) in rows[1..].iter().zip(&expected) {
+        let at = format!("account {}", risk.account_id);
+        let account = &accounts[&risk.account_id];
+        assert_ne!(account.plan, "free", "{at}");
+        let dropped: Vec<&str> = risk.features_dropped.iter().map(String::as_str).collect();
+        assert_eq!(
+            row[..6],
+            [
+                risk.account_id.to_string(),
+                account.plan.clone(),
+                account.segment.clone(),
+                account.csm.clone().unwrap_or_default(),
+                list(&risk.reasons),
+                risk.days_inactive.to_string(),
+            ],
+            "{at}"
+        );
+        assert_instant(&row[6], risk.last_seen, &format!("{at}: last_seen"));
+        assert_eq!(
+            row[7..9],
+            [risk.events[0].to_string(), risk.events[1].to_string()],
+            "{at}: events"
+        );
+        assert_double(&row[9], risk.usage_change, &format!("{at}: usage_change"));
+        assert_eq!(
+            row[10..],
+            [
+                risk.active_days[0].to_string(),
+                risk.active_days[1].to_string(),
+                list(&dropped)
+            ],
+            "{at}: active days, features dropped"
+        );
+    }
+}
+
+#[test]
+fn two_hundred_fifty_adopters_of_a_thousand_users_read_as_a_quarter() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    let micros = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_micros()
+    };
+    let times = |values: Vec<i64>| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
+    };
+
+    // 1,000 users log in from 2024-03-01, a minute apart, after the launch of 'copilot'; users
+    // 1 to 250 use it two days after their login, users 251 to 500 only see its announcement.
+    let lake = crate::support::scratch_dir("quarter-adoption-lake");
+    let login = micros("2024-03-01T00:00:00Z");
+    let minute = 60_000_000;
+    let day = 86_400_000_000;
+    let (mut users, mut ts, mut event, mut feature) = (vec![], vec![], vec![], vec![]);
+    for user in 1..=1000_i64 {
+        let signed_in = login + user * minute;
+        users.push(user);
+        ts.push(signed_in);
+        event.push("login");
+        feature.push(None);
+        if user <= 500 {
+            users.push(user);
+            ts.push(signed_in + 2 * day);
+            event.push(if user <= 250 {
+                "feature_use"
+            } else {
+                "feature_announcement_view"
+            });
+            feature.push(Some("copilot"));
+        }
+    }
+    write(
+        &lake.join("events.parquet"),
+        vec![
+            ("user_id", Arc::new(Int64Array::from(users)) as ArrayRef),
+            ("ts", times(ts)),
+            ("event", Arc::new(StringArray::from(event))),
+            ("feature", Arc::new(StringArray::from(feature))),
+        ],
+    );
+    write(
+        &lake.join("features.parquet"),
+        vec![
+            (
+                "feature",
+                Arc::new(StringArray::from(vec!["copilot"])) as ArrayRef,
+            ),
+            ("released_at", times(vec![micros("2024-02-01T00:00:00Z")])),
+        ],
+    );
+
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/feature_adoption.sql");
+    let lake = lake.to_str().unwrap();
+    let rows = csv_rows(&run_ok(&["--lake", lake, "-f", file.to_str().unwrap()]));
+    assert_eq!(
+        rows[1..],
+        [vec![
+            "copilot".to_string(),
+            "2024-02-01T00:00:00Z".to_string(),
+            "1000".to_string(),
+            "250".to_string(),
+            "0.25".to_string(),
+            "2.0".to_string(),
+            "2.0".to_string(),
+        ]]
+    );
+    // The aggregate says the same of the same rows.
+    let rows = csv_rows(&run_ok(&[
+        "--lake",
+        lake,
+        "-c",
+        "SELECT adoption_rate(user_id, event = 'feature_use') AS rate FROM events",
+    ]));
+    assert_eq!(rows, [vec!["rate"], vec!["0.25"]]);
 }
