@@ -518,7 +518,15 @@ impl RelationPlanner for MetricTablePlanner {
             args.args.clone(),
             Arc::clone(&self.catalogs),
         )?;
-        let plan = function.plan(&arguments, context)?;
+        let mut plan = function.plan(&arguments, context)?;
+        if alias.is_none() {
+            // Qualified by the function's name, as a table's columns are by the table's: so that
+            // `churn_risk(...) JOIN accounts USING (account_id)` is not ambiguous, and
+            // `churn_risk.account_id` names the column.
+            plan = LogicalPlanBuilder::from(plan)
+                .alias(function.name())?
+                .build()?;
+        }
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
             plan,
             alias.clone(),
