@@ -12,6 +12,7 @@ would report the largest of all children so far instead.
 import argparse
 import csv
 import datetime
+import decimal
 import importlib.metadata
 import io
 import os
@@ -27,6 +28,7 @@ CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "duckdb_child.p
 
 # count(*) costs nothing more and gives the lake's size for the table's title.
 BARE_SCAN_SQL = "SELECT count(*), sum(user_id), sum(CAST(ts AS BIGINT)) FROM events"
+BARE_SCAN_LABEL = "usagelake, bare scan of `user_id`, `ts`"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class Benchmark:
     `plain_sql` is written once for both engines, with `{events}`, `{day}` and `{week}` standing
     for what their dialects spell differently (see Dialect). A target is None where the issue
     sets none.
+
+    The rest is for a benchmark over other data than the events lake, and defaults to it: `lake`
+    maps the --lake argument to the lake the contenders read (writing it first if need be), the
+    two dialects (anything with a `sql(template)` method) spell `plain_sql` for DuckDB (made
+    from the lake) and for DataFusion, `scan_sql`
+    must return the scanned rows' count first (`rows_are` names them in the title), and
+    `float_tolerance` is the relative difference allowed between floats (0: equal).
     """
 
     function: str
@@ -44,6 +53,13 @@ class Benchmark:
     plain_sql: str
     faster_than_duckdb: Optional[float]
     within_scan: Optional[float]
+    lake: Optional[Callable[[str], str]] = None
+    duckdb_dialect: Optional[Callable[[str], "Dialect"]] = None
+    datafusion_dialect: Optional["Dialect"] = None
+    scan_sql: str = BARE_SCAN_SQL
+    scan_label: str = BARE_SCAN_LABEL
+    rows_are: str = "events"
+    float_tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,23 +162,38 @@ def cell_as(text, reference):
         return None if text == "" else text
     if isinstance(reference, bool):
         return {"true": True, "false": False}.get(text, text)
-    parsers = {int: int, float: float, datetime.date: datetime.date.fromisoformat}
+    parsers = {
+        int: int,
+        float: float,
+        datetime.date: datetime.date.fromisoformat,
+        decimal.Decimal: decimal.Decimal,
+    }
     try:
         return parsers.get(type(reference), str)(text)
-    except ValueError:
+    except (ValueError, decimal.InvalidOperation):
         return text
 
 
-def check_agreement(reference, label, rows):
+def same(read, expected, float_tolerance):
+    """Whether a cell read from CSV is DuckDB's value: equal, or for floats within the tolerance."""
+    if float_tolerance and isinstance(expected, float) and isinstance(read, float):
+        return abs(read - expected) <= float_tolerance * max(abs(read), abs(expected))
+    return read == expected
+
+
+def check_agreement(reference, label, rows, float_tolerance=0.0):
     """Stops the benchmark at the first row where `rows` (CSV text) differ from DuckDB's rows.
 
-    No time is worth showing for a wrong answer; DuckDB's typed rows are the reference.
+    No time is worth showing for a wrong answer; DuckDB's typed rows are the reference. Floats
+    must be equal unless `float_tolerance` allows a relative difference.
     """
     if len(rows) != len(reference):
         raise SystemExit(f"{label}: {len(rows)} rows, DuckDB {len(reference)}")
     for number, (row, expected) in enumerate(zip(rows, reference), start=1):
         read = tuple(cell_as(text, value) for text, value in zip(row, expected))
-        if len(row) != len(expected) or read != tuple(expected):
+        if len(row) != len(expected) or not all(
+            same(cell, value, float_tolerance) for cell, value in zip(read, expected)
+        ):
             raise SystemExit(f"{label} differs from DuckDB at row {number}: {row} vs {expected}")
 
 
@@ -198,10 +229,10 @@ def print_table(benchmark, labels, runs, repeat, threads):
     """One markdown table: best seconds, ratio to the table function, peak RSS, and the targets."""
     ours, duck, _, scan = labels
     best = {label: min(run.seconds for run in done) for label, done in runs.items()}
-    events = int(runs[scan][0].rows[0][0])
+    scanned = int(runs[scan][0].rows[0][0])
     rows = len(runs[ours][0].rows)
     print(f"\n### `{benchmark.function}`: {benchmark.question}\n")
-    print(f"{events:,} events, {rows} result rows, {threads} threads, best of {repeat} "
+    print(f"{scanned:,} {benchmark.rows_are}, {rows} result rows, {threads} threads, best of {repeat} "
           f"(contenders in turn); the function's, DuckDB's and DataFusion's rows agree.\n")
     print("| contender | seconds | × the function's time | peak RSS |")
     print("|---|---:|---:|---:|")
@@ -228,25 +259,29 @@ def main(benchmark):
     """Runs one benchmark from the command line and prints its table."""
     args = parse_args(benchmark.function)
     threads = os.cpu_count()
+    lake = benchmark.lake(args.lake) if benchmark.lake else args.lake
 
     def usagelake(sql):
-        return lambda: run_usagelake(args.binary, args.lake, sql)
+        return lambda: run_usagelake(args.binary, lake, sql)
 
-    duckdb_sql = duckdb_dialect(args.lake).sql(benchmark.plain_sql)
+    duckdb_sql = (benchmark.duckdb_dialect or duckdb_dialect)(lake).sql(benchmark.plain_sql)
+    datafusion_sql = (benchmark.datafusion_dialect or DATAFUSION).sql(benchmark.plain_sql)
     contenders = [
         Contender(f"usagelake `{benchmark.call}`", usagelake(f"SELECT * FROM {benchmark.call}")),
         Contender(
             f"DuckDB {importlib.metadata.version('duckdb')}, fastest plain SQL",
             lambda: run_duckdb(threads, duckdb_sql),
         ),
-        Contender("usagelake, the same plain SQL on DataFusion", usagelake(DATAFUSION.sql(benchmark.plain_sql))),
-        Contender("usagelake, bare scan of `user_id`, `ts`", usagelake(BARE_SCAN_SQL)),
+        Contender("usagelake, the same plain SQL on DataFusion", usagelake(datafusion_sql)),
+        Contender(benchmark.scan_label, usagelake(benchmark.scan_sql)),
     ]
     labels = [contender.label for contender in contenders]
 
     def check(first):
         for label in (labels[0], labels[2]):
-            check_agreement(first[labels[1]].rows, label, first[label].rows)
+            check_agreement(
+                first[labels[1]].rows, label, first[label].rows, benchmark.float_tolerance
+            )
 
     runs = measure(contenders, args.repeat, check)
     print_table(benchmark, labels, runs, args.repeat, threads)
