@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `usagelake` binary, through pipes and a pseudo-terminal,
 //! over lakes written by the real generator.
 
+mod adoption_properties;
 mod cli;
 mod generate;
 mod lake;

@@ -87,7 +87,7 @@ impl Rng {
 }
 
 /// Seconds since the epoch of a date's UTC midnight.
-fn epoch_seconds(date: &str) -> i64 {
+pub(crate) fn epoch_seconds(date: &str) -> i64 {
     NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .unwrap()
         .and_hms_opt(0, 0, 0)
@@ -401,7 +401,7 @@ impl Bound {
     }
 
     /// The instant it means in `tz` (a date: its local midnight), as SQL.
-    fn instant(&self, tz: &str) -> String {
+    pub(crate) fn instant(&self, tz: &str) -> String {
         match self {
             Self::Date(date) | Self::Text(date) => local_midnight(&format!("DATE '{date}'"), tz),
             Self::Timestamp(time) => {
@@ -411,7 +411,7 @@ impl Bound {
     }
 
     /// The local date it means in `tz`, as SQL.
-    fn local_date(&self, tz: &str) -> String {
+    pub(crate) fn local_date(&self, tz: &str) -> String {
         match self {
             Self::Date(date) | Self::Text(date) => format!("DATE '{date}'"),
             Self::Timestamp(time) => format!(

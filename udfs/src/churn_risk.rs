@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{Column, NullEquality, ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{array_agg, count, max, sum};
@@ -24,8 +24,8 @@ use datafusion::functions_nested::expr_fn::{
 };
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    DocSection, Documentation, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, ScalarUDF,
-    SortExpr, cast, col, lit, when,
+    DocSection, Documentation, Expr, ExprFunctionExt, JoinType, LogicalPlan, LogicalPlanBuilder,
+    ScalarUDF, SortExpr, cast, col, lit, when,
 };
 
 use crate::period_start::PeriodStart;
@@ -209,12 +209,40 @@ impl MetricTableFunction for ChurnRisk {
         // The last day of the current window, as a day number.
         let (events, as_of) = match as_of {
             Some(as_of) => (events, lit(as_of as i32)),
+            // Each segment's own last day, as if it were its own table.
             None => {
+                let segments = input.segments.len();
                 let last = events
                     .clone()
-                    .aggregate(Vec::<Expr>::new(), vec![max(col("__day")).alias("__as_of")])?
+                    .aggregate(
+                        (0..segments).map(|index| col(segment_name(index))),
+                        vec![max(col("__day")).alias("__as_of")],
+                    )?
+                    .project(
+                        (0..segments)
+                            .map(|index| col(segment_name(index)).alias(format!("__last_{index}")))
+                            .chain([col("__as_of")]),
+                    )?
                     .build()?;
-                (events.cross_join(last)?, col("__as_of"))
+                let joined = if segments == 0 {
+                    events.cross_join(last)?
+                } else {
+                    events.join_detailed(
+                        last,
+                        JoinType::Inner,
+                        (
+                            (0..segments)
+                                .map(|i| Column::from_name(segment_name(i)))
+                                .collect::<Vec<_>>(),
+                            (0..segments)
+                                .map(|i| Column::from_name(format!("__last_{i}")))
+                                .collect::<Vec<_>>(),
+                        ),
+                        None,
+                        NullEquality::NullEqualsNull,
+                    )?
+                };
+                (joined, col("__as_of"))
             }
         };
         let window = lit(window_days as i32);

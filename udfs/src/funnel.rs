@@ -325,9 +325,12 @@ impl MetricTableFunction for Funnel {
                 ],
             )?;
 
-        // Every step of every segment with events, zero-filled.
+        // Every step of every segment with events (none for empty input).
         let grid = if segments == 0 {
-            LogicalPlanBuilder::from(step_table()?)
+            events
+                .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("__events")])?
+                .filter(col("__events").gt(lit(0_i64)))?
+                .cross_join(step_table()?)?
         } else {
             events
                 .project(named_segments())?
