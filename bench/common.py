@@ -156,12 +156,46 @@ def run_duckdb(threads, sql):
     return Run(seconds, rows, peak, at_rest)
 
 
+def run_chdb(threads, sql):
+    """chDB (ClickHouse in-process) in its own process: `python common.py chdb THREADS`, SQL on
+    stdin; like duckdb_child.py, it connects (and runs SELECT 1) before its clock starts."""
+    _, output, peak = run_child([sys.executable, os.path.abspath(__file__), "chdb", str(threads)],
+                                sql.encode())
+    seconds, rows, at_rest = pickle.loads(output)
+    return Run(seconds, rows, peak, at_rest)
+
+
+def chdb_child(threads):
+    import chdb
+
+    sql = sys.stdin.read()
+    connection = chdb.connect(":memory:")  # kept: the cursor dies with it
+    cursor = connection.cursor()
+    cursor.execute("SELECT 1")
+    cursor.fetchall()
+    with open("/proc/self/status") as status:
+        at_rest = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmRSS:"))
+    started = time.perf_counter()
+    cursor.execute(f"{sql} SETTINGS max_threads = {threads}")
+    rows = [tuple(row) for row in cursor.fetchall()]
+    seconds = time.perf_counter() - started
+    pickle.dump((seconds, rows, at_rest), sys.stdout.buffer)
+
+
 def cell_as(text, reference):
     """A CSV cell read as the type of DuckDB's value, so that both compare exactly (floats too)."""
     if reference is None:
         return None if text == "" else text
     if isinstance(reference, bool):
         return {"true": True, "false": False}.get(text, text)
+    if isinstance(reference, datetime.datetime):
+        try:
+            read = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return text
+        if reference.tzinfo is None and read.tzinfo is not None:
+            read = read.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return read
     parsers = {
         int: int,
         float: float,
@@ -285,3 +319,7 @@ def main(benchmark):
 
     runs = measure(contenders, args.repeat, check)
     print_table(benchmark, labels, runs, args.repeat, threads)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["chdb"]:
+    chdb_child(int(sys.argv[2]))
