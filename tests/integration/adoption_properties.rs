@@ -40,7 +40,6 @@
 //! A failure lists every failing seed with its lake, the call and the differing rows;
 //! `random_lake(seed)` rebuilds the lake of a seed.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -57,8 +56,8 @@ use usagelake::lake::{discover, register_tables};
 use usagelake::session::{SessionOptions, create_context};
 
 use crate::properties::{
-    Bound, Rng, before_until, common_table_expressions, date_text, epoch_seconds, execute,
-    from_since, local_midnight, local_time, text_rows, timestamp_text, with_table,
+    Bound, Rng, before_until, compare_with_plain_sql, date_text, epoch_seconds, execute,
+    from_since, local_midnight, local_time, text_rows, timestamp_text,
 };
 
 /// The lakes every function is checked on: `random_lake(seed)` for each.
@@ -704,78 +703,15 @@ fn rounded_rows(batches: &[RecordBatch]) -> (Vec<String>, Vec<String>) {
 /// Compares the function's rows with the plain SQL's: how many rows the function returned, or
 /// what differs.
 async fn compare(ctx: &SessionContext, case: &Case) -> Result<usize, String> {
-    let function = execute(ctx, &case.function_sql)
-        .await
-        .map_err(|error| format!("the function failed: {error}"))?;
-    let (got_types, got) = rounded_rows(&function);
-    let failed = |error| format!("the plain SQL failed: {error}\n{}", case.plain_sql);
-    // Each common table expression is materialised first: planning the whole query at once
-    // inlines each one wherever it is used.
-    let (steps, last) = common_table_expressions(&case.plain_sql);
-    for (name, query) in steps {
-        execute(ctx, &format!("CREATE TABLE {name} AS {query}"))
-            .await
-            .map_err(failed)?;
-    }
-    let plain = execute(ctx, last).await.map_err(failed)?;
-    let sort = format!("SELECT * FROM plain ORDER BY {}", case.order);
-    let plain = with_table(ctx, "plain", plain, async |ctx| execute(ctx, &sort).await).await;
-    let (want_types, want) = match plain {
-        Some(sorted) => rounded_rows(&sorted.map_err(|e| format!("sorting the plain rows: {e}"))?),
-        None => (vec![], vec![]),
-    };
-    let mut report = String::new();
-    if !got.is_empty() && !want.is_empty() && got_types != want_types {
-        writeln!(
-            report,
-            "column types {got_types:?}, expected {want_types:?}"
-        )
-        .unwrap();
-    }
-    if got != want {
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for row in &got {
-            *counts.entry(row).or_default() += 1;
-        }
-        for row in &want {
-            *counts.entry(row).or_default() -= 1;
-        }
-        let only = |function: bool| -> Vec<&str> {
-            counts
-                .iter()
-                .filter(|(_, n)| if function { **n > 0 } else { **n < 0 })
-                .map(|(row, _)| *row)
-                .collect()
-        };
-        let (only_function, only_plain) = (only(true), only(false));
-        if only_function.is_empty() && only_plain.is_empty() {
-            let at = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(0);
-            writeln!(
-                report,
-                "the same rows in another order: row {at} is {:?}, expected {:?}",
-                got[at], want[at]
-            )
-            .unwrap();
-        } else {
-            writeln!(
-                report,
-                "{} rows, expected {}; only in the function ({}): {:#?}\nonly in the plain SQL \
-                 ({}): {:#?}",
-                got.len(),
-                want.len(),
-                only_function.len(),
-                &only_function[..only_function.len().min(8)],
-                only_plain.len(),
-                &only_plain[..only_plain.len().min(8)]
-            )
-            .unwrap();
-        }
-        writeln!(report, "plain SQL:\n{}", case.plain_sql).unwrap();
-    }
-    match report.is_empty() {
-        true => Ok(got.len()),
-        false => Err(report),
-    }
+    compare_with_plain_sql(
+        ctx,
+        &case.function_sql,
+        &case.plain_sql,
+        &case.order,
+        &[],
+        rounded_rows,
+    )
+    .await
 }
 
 /// Runs `case` on the lake of every seed of [`SEEDS`] and fails listing every mismatch.

@@ -707,14 +707,40 @@ pub(crate) fn common_table_expressions(sql: &str) -> (Vec<(&str, &str)>, &str) {
 /// Compares the function's rows with the plain SQL's: how many rows the function returned, or
 /// what is wrong.
 async fn compare(ctx: &SessionContext, case: &Case) -> Result<usize, String> {
-    let function = execute(ctx, &case.function_sql)
+    compare_with_plain_sql(
+        ctx,
+        &case.function_sql,
+        &case.plain_sql,
+        &case.order,
+        &case.checks,
+        text_rows,
+    )
+    .await
+}
+
+/// Reads result batches as column types and one text per row.
+pub(crate) type RowReader<T> = fn(&[RecordBatch]) -> (Vec<T>, Vec<String>);
+
+/// Runs `function_sql` and `plain_sql` (sorted by `order`), reads both with `rows` (column
+/// types, then one text per row), and says how many rows the function returned, or what
+/// differs; when they agree, each of `checks` (a query over the function's rows as `result`)
+/// must return 0.
+pub(crate) async fn compare_with_plain_sql<T: PartialEq + std::fmt::Debug>(
+    ctx: &SessionContext,
+    function_sql: &str,
+    plain_sql: &str,
+    order: &str,
+    checks: &[(&'static str, String)],
+    rows: RowReader<T>,
+) -> Result<usize, String> {
+    let function = execute(ctx, function_sql)
         .await
         .map_err(|error| format!("the function failed: {error}"))?;
-    let (got_types, got) = text_rows(&function);
-    let failed = |error| format!("the plain SQL failed: {error}\n{}", case.plain_sql);
+    let (got_types, got) = rows(&function);
+    let failed = |error| format!("the plain SQL failed: {error}\n{plain_sql}");
     // Each common table expression is materialised first: planning the whole query at once
     // inlines each one wherever it is used, which takes seconds in a debug build.
-    let (steps, last) = common_table_expressions(&case.plain_sql);
+    let (steps, last) = common_table_expressions(plain_sql);
     for (name, query) in steps {
         execute(ctx, &format!("CREATE TABLE {name} AS {query}"))
             .await
@@ -723,10 +749,10 @@ async fn compare(ctx: &SessionContext, case: &Case) -> Result<usize, String> {
     let plain = execute(ctx, last).await.map_err(failed)?;
     // The plain rows are sorted once materialised: DataFusion 55 can drop an ORDER BY key of a
     // query whose functional dependencies it misreads (one taken from before a CROSS JOIN).
-    let sort = format!("SELECT * FROM plain ORDER BY {}", case.order);
+    let sort = format!("SELECT * FROM plain ORDER BY {order}");
     let plain = with_table(ctx, "plain", plain, async |ctx| execute(ctx, &sort).await).await;
     let (want_types, want) = match plain {
-        Some(sorted) => text_rows(&sorted.map_err(|e| format!("sorting the plain rows: {e}"))?),
+        Some(sorted) => rows(&sorted.map_err(|e| format!("sorting the plain rows: {e}"))?),
         None => (vec![], vec![]),
     };
     let mut report = String::new();
@@ -775,13 +801,13 @@ async fn compare(ctx: &SessionContext, case: &Case) -> Result<usize, String> {
             )
             .unwrap();
         }
-        writeln!(report, "plain SQL:\n{}", case.plain_sql).unwrap();
+        writeln!(report, "plain SQL:\n{plain_sql}").unwrap();
     }
     if report.is_empty() {
         // The invariants, on the function's own rows.
         let broken = with_table(ctx, "result", function, async |ctx| {
             let mut broken = String::new();
-            for (what, sql) in &case.checks {
+            for (what, sql) in checks {
                 match execute(ctx, sql).await.map(|b| text_rows(&b).1) {
                     Ok(rows) if rows == ["0"] => {}
                     Ok(rows) => writeln!(broken, "{what}: {rows:?} ({sql})").unwrap(),
