@@ -10,11 +10,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use datafusion::prelude::SessionContext;
+
+use crate::flight_auth::Users;
+use crate::flight_service::ServiceOptions;
 use crate::generate::{self, GenOptions};
 use crate::lake::{self, TableSource};
 use crate::output::{Format, OutputOptions};
 use crate::runner::Runner;
+use crate::serve::{ServeOptions, TlsFiles};
 use crate::session::{self, SessionOptions};
+use crate::sql_policy::SqlPolicy;
 
 /// Rows the table format shows unless told otherwise.
 const DEFAULT_TABLE_ROWS: usize = 40;
@@ -33,10 +39,15 @@ pub struct Cli {
 enum Command {
     /// Write a synthetic usage lake: events, accounts, subscriptions, invoices and features.
     Gen(GenArgs),
+    /// Serve the lake and its functions over Arrow Flight SQL (BI tools, notebooks, ADBC, JDBC).
+    Serve(ServeArgs),
+    /// Print a users-file line, NAME:HASH, for a password read from standard input.
+    HashPassword(HashPasswordArgs),
 }
 
+/// The lake and the session every subcommand that queries it opens.
 #[derive(Debug, Args)]
-struct QueryArgs {
+struct SessionArgs {
     /// Lake folder: each sub-folder of Parquet files and each .parquet file is a table
     /// [default: the sample lake of the repository, data/sample]
     #[arg(long, value_name = "DIR", env = "USAGELAKE_LAKE")]
@@ -44,6 +55,21 @@ struct QueryArgs {
     /// Add or replace one table (repeatable)
     #[arg(long = "table", value_name = "NAME=PATH")]
     tables: Vec<String>,
+    /// Memory queries may use before spilling to disk, such as 4g or 512m [default: no limit]
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Threads that execute queries [default: one per core]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Default time zone of the metric functions (session setting usagelake.tz), such as Europe/Istanbul
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    session: SessionArgs,
     /// Run SQL and exit (repeatable; runs before -f files)
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     commands: Vec<String>,
@@ -56,15 +82,55 @@ struct QueryArgs {
     /// Show at most N rows of each result; 0 shows all [default: 40 in the table format, all otherwise]
     #[arg(long, value_name = "N")]
     max_rows: Option<usize>,
-    /// Memory queries may use before spilling to disk, such as 4g or 512m [default: no limit]
-    #[arg(long, value_name = "SIZE")]
-    memory_limit: Option<String>,
-    /// Threads that execute queries [default: one per core]
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// Address to listen on; port 0 picks a free port (the address is printed on stderr)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    addr: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, clients connect with grpc+tls
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Users file: one NAME:HASH line per user, HASH from `usagelake hash-password`
+    #[arg(long, value_name = "FILE", conflicts_with = "user")]
+    users: Option<PathBuf>,
+    /// The one user allowed in (with --password)
+    #[arg(long, value_name = "NAME", requires = "password")]
+    user: Option<String>,
+    /// The password of --user
+    #[arg(long, value_name = "PASSWORD", env = "USAGELAKE_PASSWORD", hide_env_values = true, requires = "user")]
+    password: Option<String>,
+    /// Allow DDL, DML, COPY and SET (inside the lake); read-only otherwise
+    #[arg(long)]
+    allow_writes: bool,
+    /// Queries running at once [default: one per core]
     #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Default time zone of the metric functions (session setting usagelake.tz), such as Europe/Istanbul
-    #[arg(long, value_name = "ZONE")]
-    tz: Option<String>,
+    max_concurrent: Option<usize>,
+    /// Queries waiting for a slot before more are refused with RESOURCE_EXHAUSTED [default: 8 per slot]
+    #[arg(long, value_name = "N")]
+    max_queued: Option<usize>,
+    /// The longest a query may run, from planning to its last row, such as 60s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::serve::parse_duration)]
+    query_timeout: std::time::Duration,
+    /// How long a login lasts before the client must log in again
+    #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = crate::serve::parse_duration)]
+    token_lifetime: std::time::Duration,
+    /// How long running results may go on after SIGTERM before they are cancelled
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::serve::parse_duration)]
+    shutdown_grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+struct HashPasswordArgs {
+    /// The user's name, the first field of the line
+    #[arg(long, value_name = "NAME")]
+    user: String,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +174,12 @@ enum CliError {
     ReadStdin(std::io::Error),
     #[error("could not start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Auth(#[from] crate::flight_auth::AuthError),
+    #[error("no password on standard input: pipe it in, as `echo -n secret | usagelake hash-password --user ann`")]
+    NoPassword,
 }
 
 /// Runs the program and returns its exit code.
@@ -141,17 +213,21 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    if let Some(Command::Gen(args)) = cli.command {
-        return run_gen(args);
+    match cli.command {
+        Some(Command::Gen(args)) => run_gen(args),
+        Some(Command::HashPassword(args)) => run_hash_password(args),
+        Some(Command::Serve(args)) => runtime(&args.session)?.block_on(run_serve(args)),
+        None => runtime(&cli.query.session)?.block_on(run_queries(cli.query)),
     }
-    let args = cli.query;
+}
+
+fn runtime(session: &SessionArgs) -> Result<tokio::runtime::Runtime, CliError> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(threads) = args.threads.filter(|&n| n > 0) {
+    if let Some(threads) = session.threads.filter(|&n| n > 0) {
         runtime.worker_threads(threads);
     }
-    let runtime = runtime.build().map_err(CliError::Runtime)?;
-    runtime.block_on(run_queries(args))
+    runtime.build().map_err(CliError::Runtime)
 }
 
 /// The sample lake of the repository, used when no lake is given.
@@ -161,7 +237,8 @@ fn sample_lake() -> PathBuf {
         .join("sample")
 }
 
-async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
+/// A session with the lake's tables registered, and the lake's folder.
+async fn open_session(args: &SessionArgs) -> Result<(SessionContext, PathBuf), CliError> {
     let memory_limit = args
         .memory_limit
         .as_deref()
@@ -178,14 +255,63 @@ async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
         .iter()
         .map(|t| TableSource::from_argument(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tables = match &args.lake {
-        Some(lake) => lake::discover(lake)?,
+    let (mut tables, folder) = match &args.lake {
+        Some(lake) => (lake::discover(lake)?, lake.clone()),
         // A lake of --table arguments alone needs no sample lake.
-        None if !overrides.is_empty() => Vec::new(),
-        None => lake::discover(&sample_lake())?,
+        None if !overrides.is_empty() => (Vec::new(), PathBuf::from(".")),
+        None => (lake::discover(&sample_lake())?, sample_lake()),
     };
     lake::apply_overrides(&mut tables, overrides);
     lake::register_tables(&ctx, &tables).await?;
+    Ok((ctx, folder))
+}
+
+async fn run_serve(args: ServeArgs) -> Result<(), CliError> {
+    let (ctx, lake) = open_session(&args.session).await?;
+    let users = match (&args.users, &args.user, &args.password) {
+        (Some(path), _, _) => Some(Users::load(path)?),
+        (None, Some(user), Some(password)) => Some(Users::single(user, password)?),
+        _ => None,
+    };
+    let slots = args
+        .max_concurrent
+        .or(args.session.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+        .max(1);
+    let options = ServeOptions {
+        addr: args.addr,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        shutdown_grace: args.shutdown_grace,
+        service: ServiceOptions {
+            policy: SqlPolicy::new(args.allow_writes, &lake),
+            users,
+            token_lifetime: args.token_lifetime,
+            max_concurrent: slots,
+            max_queued: args.max_queued.unwrap_or(8 * slots),
+            query_timeout: Some(args.query_timeout),
+        },
+    };
+    Ok(crate::serve::serve(ctx, options).await?)
+}
+
+fn run_hash_password(args: HashPasswordArgs) -> Result<(), CliError> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(CliError::ReadStdin)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(CliError::NoPassword);
+    }
+    println!("{}:{}", args.user, crate::flight_auth::hash_password(password)?);
+    Ok(())
+}
+
+async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
+    let (ctx, _) = open_session(&args.session).await?;
 
     let interactive =
         args.commands.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal();
