@@ -106,6 +106,9 @@ mod tests {
         let gave_up = tokio::time::timeout(Duration::from_millis(10), admission.admit()).await;
         assert!(gave_up.is_err());
         let again = tokio::time::timeout(Duration::from_millis(10), admission.admit()).await;
-        assert!(again.is_err(), "the place in the queue was free again, so it waited");
+        assert!(
+            again.is_err(),
+            "the place in the queue was free again, so it waited"
+        );
     }
 }

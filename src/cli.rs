@@ -104,7 +104,13 @@ struct ServeArgs {
     #[arg(long, value_name = "NAME", requires = "password")]
     user: Option<String>,
     /// The password of --user
-    #[arg(long, value_name = "PASSWORD", env = "USAGELAKE_PASSWORD", hide_env_values = true, requires = "user")]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "USAGELAKE_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
     password: Option<String>,
     /// Allow DDL, DML, COPY and SET (inside the lake); read-only otherwise
     #[arg(long)]
@@ -178,7 +184,9 @@ enum CliError {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Auth(#[from] crate::flight_auth::AuthError),
-    #[error("no password on standard input: pipe it in, as `echo -n secret | usagelake hash-password --user ann`")]
+    #[error(
+        "no password on standard input: pipe it in, as `echo -n secret | usagelake hash-password --user ann`"
+    )]
     NoPassword,
 }
 
@@ -306,7 +314,11 @@ fn run_hash_password(args: HashPasswordArgs) -> Result<(), CliError> {
     if password.is_empty() {
         return Err(CliError::NoPassword);
     }
-    println!("{}:{}", args.user, crate::flight_auth::hash_password(password)?);
+    println!(
+        "{}:{}",
+        args.user,
+        crate::flight_auth::hash_password(password)?
+    );
     Ok(())
 }
 

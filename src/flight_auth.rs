@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 /// Errors reading users or credentials. None of them holds a password or a token.
 #[derive(Debug, thiserror::Error)]

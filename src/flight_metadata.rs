@@ -181,8 +181,20 @@ pub fn xdbc_types() -> Result<XdbcTypeInfoData, MetadataError> {
         xdbc_type("VARCHAR", T::XdbcVarchar, None, Some("'"), None),
         xdbc_type("BYTEA", T::XdbcVarbinary, None, None, None),
         // XDBC's DATE subcode is 1, the number it shares with YEAR, the name prost kept.
-        xdbc_type("DATE", T::XdbcDate, Some(10), Some("'"), Some(S::XdbcSubcodeYear)),
-        xdbc_type("TIME", T::XdbcTime, Some(15), Some("'"), Some(S::XdbcSubcodeTime)),
+        xdbc_type(
+            "DATE",
+            T::XdbcDate,
+            Some(10),
+            Some("'"),
+            Some(S::XdbcSubcodeYear),
+        ),
+        xdbc_type(
+            "TIME",
+            T::XdbcTime,
+            Some(15),
+            Some("'"),
+            Some(S::XdbcSubcodeTime),
+        ),
         xdbc_type(
             "TIMESTAMP",
             T::XdbcTimestamp,

@@ -139,7 +139,10 @@ impl UsagelakeFlightSql {
     }
 
     /// Runs a query in an admitted slot and streams it as Flight data within the time limit.
-    async fn stream_query<F>(&self, run: F) -> Result<Response<BoxedFlightStream<arrow_flight::FlightData>>, Status>
+    async fn stream_query<F>(
+        &self,
+        run: F,
+    ) -> Result<Response<BoxedFlightStream<arrow_flight::FlightData>>, Status>
     where
         F: std::future::Future<Output = Result<(SchemaRef, ResultStream), CommandError>> + Send,
     {
@@ -273,7 +276,9 @@ fn ipc_schema(schema: &Schema) -> Result<IpcMessage, Status> {
 }
 
 /// The record batches of a DoPut stream (parameters of a prepared statement).
-async fn put_batches(request: Request<PeekableFlightDataStream>) -> Result<Vec<RecordBatch>, Status> {
+async fn put_batches(
+    request: Request<PeekableFlightDataStream>,
+) -> Result<Vec<RecordBatch>, Status> {
     let flight_data = request.into_inner().map_err(FlightError::from);
     arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(flight_data)
         .try_collect()
@@ -335,7 +340,9 @@ impl FlightSqlService for UsagelakeFlightSql {
             .metadata()
             .get("authorization")
             .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("log in with Basic authorization: user and password"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("log in with Basic authorization: user and password")
+            })?;
         let (user, password) =
             parse_basic(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
         if !users.verify(&user, &password) {
@@ -365,7 +372,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let connection = self.connection(&request)?;
         let started = connection.start(&query.query).await.map_err(status_of)?;
-        let mut handle = vec![if started.ran { TICKET_DONE } else { TICKET_QUERY }];
+        let mut handle = vec![if started.ran {
+            TICKET_DONE
+        } else {
+            TICKET_QUERY
+        }];
         if !started.ran {
             handle.extend_from_slice(query.query.as_bytes());
         }
@@ -429,7 +440,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_catalogs(
@@ -452,7 +467,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_schemas(
@@ -475,7 +494,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_tables(
@@ -507,7 +530,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_table_types(
@@ -530,7 +557,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_sql_info(
@@ -549,7 +580,11 @@ impl FlightSqlService for UsagelakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
         let schema = query.clone().into_builder(&self.xdbc_types).schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_xdbc_type_info(

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef,
+};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{LogicalPlan, TableType};
@@ -119,7 +121,11 @@ impl Connection {
     }
 
     /// Plans `sql` with `parameters` bound and checks the plan against the policy.
-    async fn plan(&self, sql: &str, parameters: &[ScalarValue]) -> Result<LogicalPlan, CommandError> {
+    async fn plan(
+        &self,
+        sql: &str,
+        parameters: &[ScalarValue],
+    ) -> Result<LogicalPlan, CommandError> {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect)?;
@@ -148,13 +154,19 @@ impl Connection {
         parameters: &[ScalarValue],
     ) -> Result<(SchemaRef, ResultStream), CommandError> {
         let plan = self.plan(sql, parameters).await?;
-        let stream = self.ctx.execute_logical_plan(plan).await?.execute_stream().await?;
+        let stream = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?;
         let schema = client_schema(&stream.schema());
         let batches_schema = Arc::clone(&schema);
         let batches = stream
             .map_err(CommandError::from)
             .and_then(move |batch| {
-                let converted = to_client_batch(&batch, &batches_schema).map_err(CommandError::from);
+                let converted =
+                    to_client_batch(&batch, &batches_schema).map_err(CommandError::from);
                 futures::future::ready(converted)
             })
             .boxed();
@@ -169,8 +181,13 @@ impl Connection {
         let mut changed = 0;
         for batch in &batches {
             if batch.num_columns() == 1 && batch.schema().field(0).name() == "count" {
-                let counts = cast(batch.column(0), &DataType::Int64).map_err(DataFusionError::from)?;
-                changed += counts.as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
+                let counts =
+                    cast(batch.column(0), &DataType::Int64).map_err(DataFusionError::from)?;
+                changed += counts
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .sum::<i64>();
             }
         }
         Ok(changed)
@@ -256,7 +273,11 @@ impl Connection {
     /// The columns of a prepared query once its parameters are bound.
     pub async fn prepared_schema(&self, handle: &[u8]) -> Result<SchemaRef, CommandError> {
         let statement = self.prepared_statement(handle)?;
-        let parameters = statement.parameter_rows.first().cloned().unwrap_or_default();
+        let parameters = statement
+            .parameter_rows
+            .first()
+            .cloned()
+            .unwrap_or_default();
         let plan = self.plan(&statement.sql, &parameters).await?;
         Ok(client_schema(plan.schema().as_arrow()))
     }
@@ -360,9 +381,7 @@ fn client_type(data_type: &DataType) -> DataType {
         DataType::List(f) | DataType::ListView(f) => DataType::List(field(f)),
         DataType::LargeList(f) | DataType::LargeListView(f) => DataType::LargeList(field(f)),
         DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
-        DataType::Struct(fields) => {
-            DataType::Struct(fields.iter().map(field).collect::<Fields>())
-        }
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect::<Fields>()),
         DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
         DataType::Dictionary(key, value) => {
             DataType::Dictionary(key.clone(), Box::new(client_type(value)))
@@ -382,7 +401,10 @@ pub fn client_schema(schema: &Schema) -> SchemaRef {
 }
 
 /// A batch cast to `schema`, the client schema of its own.
-fn to_client_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
+fn to_client_batch(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, DataFusionError> {
     let columns = batch
         .columns()
         .iter()
@@ -413,7 +435,11 @@ mod tests {
         Connection::new(&server, policy)
     }
 
-    async fn rows(connection: &Connection, sql: &str, parameters: &[ScalarValue]) -> Vec<RecordBatch> {
+    async fn rows(
+        connection: &Connection,
+        sql: &str,
+        parameters: &[ScalarValue],
+    ) -> Vec<RecordBatch> {
         let (_, stream) = connection.execute(sql, parameters).await.unwrap();
         stream.try_collect().await.unwrap()
     }
@@ -421,7 +447,10 @@ mod tests {
     #[tokio::test]
     async fn results_are_sent_without_view_types() {
         let connection = connection(false).await;
-        let started = connection.start("SELECT column2, [column2] AS l FROM t").await.unwrap();
+        let started = connection
+            .start("SELECT column2, [column2] AS l FROM t")
+            .await
+            .unwrap();
         assert_eq!(started.schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(
             started.schema.field(1).data_type(),
@@ -442,8 +471,14 @@ mod tests {
         assert_eq!(prepared.parameter_schema.fields().len(), 2);
         assert_eq!(prepared.parameter_schema.field(0).name(), "$1");
         let parameters = RecordBatch::try_from_iter([
-            ("a", Arc::new(datafusion::arrow::array::Int64Array::from(vec![1])) as ArrayRef),
-            ("b", Arc::new(datafusion::arrow::array::StringArray::from(vec!["b"])) as ArrayRef),
+            (
+                "a",
+                Arc::new(datafusion::arrow::array::Int64Array::from(vec![1])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(datafusion::arrow::array::StringArray::from(vec!["b"])) as ArrayRef,
+            ),
         ])
         .unwrap();
         connection.bind(&prepared.handle, &[parameters]).unwrap();
@@ -451,7 +486,13 @@ mod tests {
         let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
         let values: Vec<i64> = batches
             .iter()
-            .flat_map(|b| cast(b.column(0), &DataType::Int64).unwrap().as_primitive::<Int64Type>().values().to_vec())
+            .flat_map(|b| {
+                cast(b.column(0), &DataType::Int64)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(values, vec![1]);
         connection.close(&prepared.handle);
@@ -467,9 +508,13 @@ mod tests {
         let policy = Arc::new(SqlPolicy::new(true, Path::new("/lake")));
         let first = Connection::new(&server, Arc::clone(&policy));
         let second = Connection::new(&server, policy);
-        let started = first.start("SET datafusion.execution.batch_size = 77").await.unwrap();
+        let started = first
+            .start("SET datafusion.execution.batch_size = 77")
+            .await
+            .unwrap();
         assert!(started.ran);
-        let setting = |c: &Connection| usize::from(c.ctx.state().config().options().execution.batch_size);
+        let setting =
+            |c: &Connection| usize::from(c.ctx.state().config().options().execution.batch_size);
         assert_eq!(setting(&first), 77);
         assert_ne!(setting(&second), 77);
     }
@@ -491,7 +536,10 @@ mod tests {
         let connection = connection(false).await;
         let tables = connection.tables().await.unwrap();
         let t = tables.iter().find(|t| t.name == "t").unwrap();
-        assert_eq!((t.catalog.as_str(), t.schema.as_str(), t.table_type), ("datafusion", "public", "TABLE"));
+        assert_eq!(
+            (t.catalog.as_str(), t.schema.as_str(), t.table_type),
+            ("datafusion", "public", "TABLE")
+        );
         assert_eq!(t.columns.field(1).data_type(), &DataType::Utf8);
     }
 }

@@ -90,7 +90,10 @@ pub fn bind_parameters(
             return;
         };
         let position = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
-        match position.and_then(|n| n.checked_sub(1)).map(|i| literals.get(i)) {
+        match position
+            .and_then(|n| n.checked_sub(1))
+            .map(|i| literals.get(i))
+        {
             Some(Some(literal)) => *expr = literal.clone(),
             Some(None) => {
                 error.get_or_insert(PlaceholderError::Unbound {

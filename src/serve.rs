@@ -26,7 +26,9 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("could not listen on {addr}: {source} (is another server using the port? pick another with --addr)")]
+    #[error(
+        "could not listen on {addr}: {source} (is another server using the port? pick another with --addr)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -127,9 +129,21 @@ pub async fn serve(ctx: SessionContext, options: ServeOptions) -> Result<(), Ser
     })?;
     eprintln!(
         "usagelake: Flight SQL on {}://{local} ({}, {})",
-        if options.tls.is_some() { "grpc+tls" } else { "grpc" },
-        if read_only { "read-only" } else { "writes allowed" },
-        if authenticated { "users must log in" } else { "no authentication" },
+        if options.tls.is_some() {
+            "grpc+tls"
+        } else {
+            "grpc"
+        },
+        if read_only {
+            "read-only"
+        } else {
+            "writes allowed"
+        },
+        if authenticated {
+            "users must log in"
+        } else {
+            "no authentication"
+        },
     );
 
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();

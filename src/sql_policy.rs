@@ -77,7 +77,9 @@ impl SqlPolicy {
 
     fn check_node(&self, node: &LogicalPlan) -> Result<(), PolicyError> {
         match node {
-            LogicalPlan::Statement(Statement::SetVariable(set)) => self.check_setting(&set.variable),
+            LogicalPlan::Statement(Statement::SetVariable(set)) => {
+                self.check_setting(&set.variable)
+            }
             LogicalPlan::Statement(Statement::ResetVariable(reset)) => {
                 self.check_setting(&reset.variable)
             }
@@ -194,8 +196,14 @@ mod tests {
             ("INSERT INTO t VALUES (1)", "Insert Into t"),
             ("COPY (SELECT 1) TO '/lake/out.csv'", "COPY"),
             ("EXPLAIN ANALYZE INSERT INTO t VALUES (1)", "Insert Into t"),
-            ("SET datafusion.runtime.memory_limit = '100G'", "datafusion.runtime.memory_limit"),
-            ("SET datafusion.execution.batch_size = 1", "datafusion.execution.batch_size"),
+            (
+                "SET datafusion.runtime.memory_limit = '100G'",
+                "datafusion.runtime.memory_limit",
+            ),
+            (
+                "SET datafusion.execution.batch_size = 1",
+                "datafusion.execution.batch_size",
+            ),
         ] {
             let error = refusal(&policy, sql).await;
             assert!(error.contains(named), "{sql}: {error}");
@@ -226,9 +234,18 @@ mod tests {
             assert_eq!(policy.check(&plan(sql).await), Ok(()), "{sql}");
         }
         for (sql, named) in [
-            ("COPY (SELECT 1) TO '/lake/../etc/x.csv'", "'/lake/../etc/x.csv' is outside"),
-            ("COPY (SELECT 1) TO 's3://bucket/x.csv'", "'s3://bucket/x.csv' is outside"),
-            ("SET datafusion.runtime.memory_limit = '1G'", "datafusion.runtime.memory_limit"),
+            (
+                "COPY (SELECT 1) TO '/lake/../etc/x.csv'",
+                "'/lake/../etc/x.csv' is outside",
+            ),
+            (
+                "COPY (SELECT 1) TO 's3://bucket/x.csv'",
+                "'s3://bucket/x.csv' is outside",
+            ),
+            (
+                "SET datafusion.runtime.memory_limit = '1G'",
+                "datafusion.runtime.memory_limit",
+            ),
         ] {
             let error = refusal(&policy, sql).await;
             assert!(error.contains(named), "{sql}: {error}");
