@@ -7,6 +7,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -16,6 +17,7 @@ use crate::flight_auth::Users;
 use crate::flight_service::ServiceOptions;
 use crate::generate::{self, GenOptions};
 use crate::lake::{self, TableSource};
+use crate::lake_config::LakeConfig;
 use crate::output::{Format, OutputOptions};
 use crate::runner::Runner;
 use crate::serve::{ServeOptions, TlsFiles};
@@ -40,7 +42,7 @@ enum Command {
     /// Write a synthetic usage lake: events, accounts, subscriptions, invoices and features.
     Gen(GenArgs),
     /// Serve the lake and its functions over Arrow Flight SQL (BI tools, notebooks, ADBC, JDBC).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a users-file line, NAME:HASH, for a password read from standard input.
     HashPassword(HashPasswordArgs),
 }
@@ -89,8 +91,9 @@ struct ServeArgs {
     #[command(flatten)]
     session: SessionArgs,
     /// Address to listen on; port 0 picks a free port (the address is printed on stderr)
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
-    addr: std::net::SocketAddr,
+    /// [default: 127.0.0.1:50051]
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<std::net::SocketAddr>,
     /// TLS certificate chain (PEM); with --tls-key, clients connect with grpc+tls
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -121,15 +124,15 @@ struct ServeArgs {
     /// Queries waiting for a slot before more are refused with RESOURCE_EXHAUSTED [default: 8 per slot]
     #[arg(long, value_name = "N")]
     max_queued: Option<usize>,
-    /// The longest a query may run, from planning to its last row, such as 60s or 5m
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::serve::parse_duration)]
-    query_timeout: std::time::Duration,
-    /// How long a login lasts before the client must log in again
-    #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = crate::serve::parse_duration)]
-    token_lifetime: std::time::Duration,
-    /// How long running results may go on after SIGTERM before they are cancelled
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::serve::parse_duration)]
-    shutdown_grace: std::time::Duration,
+    /// The longest a query may run, from planning to its last row, such as 60s or 5m [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = crate::serve::parse_duration)]
+    query_timeout: Option<Duration>,
+    /// How long a login lasts before the client must log in again [default: 12h]
+    #[arg(long, value_name = "DURATION", value_parser = crate::serve::parse_duration)]
+    token_lifetime: Option<Duration>,
+    /// How long running results may go on after SIGTERM before they are cancelled [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = crate::serve::parse_duration)]
+    shutdown_grace: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +187,10 @@ enum CliError {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Auth(#[from] crate::flight_auth::AuthError),
+    #[error(transparent)]
+    LakeConfig(#[from] crate::lake_config::LakeConfigError),
+    #[error("usagelake.toml [server] {key}: {problem}")]
+    ServerConfig { key: &'static str, problem: String },
     #[error(
         "no password on standard input: pipe it in, as `echo -n secret | usagelake hash-password --user ann`"
     )]
@@ -224,7 +231,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Some(Command::Gen(args)) => run_gen(args),
         Some(Command::HashPassword(args)) => run_hash_password(args),
-        Some(Command::Serve(args)) => runtime(&args.session)?.block_on(run_serve(args)),
+        Some(Command::Serve(args)) => runtime(&args.session)?.block_on(run_serve(*args)),
         None => runtime(&cli.query.session)?.block_on(run_queries(cli.query)),
     }
 }
@@ -263,43 +270,108 @@ async fn open_session(args: &SessionArgs) -> Result<(SessionContext, PathBuf), C
         .iter()
         .map(|t| TableSource::from_argument(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut tables, folder) = match &args.lake {
-        Some(lake) => (lake::discover(lake)?, lake.clone()),
-        // A lake of --table arguments alone needs no sample lake.
-        None if !overrides.is_empty() => (Vec::new(), PathBuf::from(".")),
-        None => (lake::discover(&sample_lake())?, sample_lake()),
+    let folder = lake_folder(args);
+    // A lake of --table arguments alone needs no sample lake.
+    let mut tables = if args.lake.is_none() && !overrides.is_empty() {
+        Vec::new()
+    } else {
+        lake::discover(&folder)?
     };
     lake::apply_overrides(&mut tables, overrides);
     lake::register_tables(&ctx, &tables).await?;
     Ok((ctx, folder))
 }
 
-async fn run_serve(args: ServeArgs) -> Result<(), CliError> {
+/// The folder of the lake a session opens: `--lake`, the sample lake, or the working directory
+/// for a lake of `--table` arguments alone.
+fn lake_folder(args: &SessionArgs) -> PathBuf {
+    match &args.lake {
+        Some(lake) => lake.clone(),
+        None if !args.tables.is_empty() => PathBuf::from("."),
+        None => sample_lake(),
+    }
+}
+
+/// A `usagelake serve` duration: the command line's, else `usagelake.toml`'s, else `default`.
+fn serve_duration(
+    given: Option<Duration>,
+    key: &'static str,
+    configured: Option<&str>,
+    default: Duration,
+) -> Result<Duration, CliError> {
+    match (given, configured) {
+        (Some(duration), _) => Ok(duration),
+        (None, Some(text)) => crate::serve::parse_duration(text)
+            .map_err(|problem| CliError::ServerConfig { key, problem }),
+        (None, None) => Ok(default),
+    }
+}
+
+async fn run_serve(mut args: ServeArgs) -> Result<(), CliError> {
+    // The command line wins over the lake's [server] section, which wins over the defaults.
+    let folder = lake_folder(&args.session);
+    let file = LakeConfig::load(&folder)?
+        .map(|config| config.server)
+        .unwrap_or_default();
+    let in_lake = |path: PathBuf| folder.join(path);
+    if args.session.memory_limit.is_none() {
+        args.session.memory_limit = file.memory_limit.clone();
+    }
     let (ctx, lake) = open_session(&args.session).await?;
-    let users = match (&args.users, &args.user, &args.password) {
+    let users_file = args
+        .users
+        .clone()
+        .or_else(|| file.users.clone().map(in_lake));
+    let users = match (&users_file, &args.user, &args.password) {
+        (_, Some(user), Some(password)) => Some(Users::single(user, password)?),
         (Some(path), _, _) => Some(Users::load(path)?),
-        (None, Some(user), Some(password)) => Some(Users::single(user, password)?),
         _ => None,
     };
     let slots = args
         .max_concurrent
+        .or(file.max_concurrent)
         .or(args.session.threads)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
         .max(1);
+    let tls_cert = args
+        .tls_cert
+        .clone()
+        .or_else(|| file.tls_cert.clone().map(in_lake));
+    let tls_key = args
+        .tls_key
+        .clone()
+        .or_else(|| file.tls_key.clone().map(in_lake));
     let options = ServeOptions {
-        addr: args.addr,
-        tls: args
-            .tls_cert
-            .zip(args.tls_key)
+        addr: args
+            .addr
+            .or(file.addr)
+            .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("a socket address")),
+        tls: tls_cert
+            .zip(tls_key)
             .map(|(cert, key)| TlsFiles { cert, key }),
-        shutdown_grace: args.shutdown_grace,
+        shutdown_grace: serve_duration(
+            args.shutdown_grace,
+            "shutdown_grace",
+            file.shutdown_grace.as_deref(),
+            Duration::from_secs(30),
+        )?,
         service: ServiceOptions {
-            policy: SqlPolicy::new(args.allow_writes, &lake),
+            policy: SqlPolicy::new(args.allow_writes || file.allow_writes == Some(true), &lake),
             users,
-            token_lifetime: args.token_lifetime,
+            token_lifetime: serve_duration(
+                args.token_lifetime,
+                "token_lifetime",
+                file.token_lifetime.as_deref(),
+                Duration::from_secs(12 * 3600),
+            )?,
             max_concurrent: slots,
-            max_queued: args.max_queued.unwrap_or(8 * slots),
-            query_timeout: Some(args.query_timeout),
+            max_queued: args.max_queued.or(file.max_queued).unwrap_or(8 * slots),
+            query_timeout: Some(serve_duration(
+                args.query_timeout,
+                "query_timeout",
+                file.query_timeout.as_deref(),
+                Duration::from_secs(60),
+            )?),
         },
     };
     Ok(crate::serve::serve(ctx, options).await?)

@@ -439,7 +439,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(
             &schema,
             query.as_any().encode_to_vec(),
@@ -529,7 +529,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(
             &schema,
             query.as_any().encode_to_vec(),
@@ -579,7 +579,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.connection(&request)?;
-        let schema = query.clone().into_builder(&self.xdbc_types).schema();
+        let schema = query.into_builder(&self.xdbc_types).schema();
         flight_info(
             &schema,
             query.as_any().encode_to_vec(),

@@ -3,7 +3,9 @@
 //! Folder names are enough to find tables, but not to know that a hive partition column is the UTC
 //! date of a table's time column (which lets a time range prune partitions), or where a table lives
 //! when it is not a folder of the lake. The file is optional; unknown keys are errors, so a typo
-//! never silently changes what a query reads.
+//! never silently changes what a query reads. A `[server]` section holds what `usagelake serve`
+//! would otherwise take from its command line, so that a lake served the same way every time says
+//! so once; the command line still wins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,27 @@ pub struct LakeConfig {
     /// Tables by name.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
+    /// How `usagelake serve` serves this lake.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// The `[server]` section: each key is the `usagelake serve` option of the same name. Paths are
+/// relative to the lake. It holds no password: users and their hashes live in the users file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: Option<std::net::SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub users: Option<PathBuf>,
+    pub allow_writes: Option<bool>,
+    pub max_concurrent: Option<usize>,
+    pub max_queued: Option<usize>,
+    pub query_timeout: Option<String>,
+    pub token_lifetime: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub memory_limit: Option<String>,
 }
 
 /// One `[tables.NAME]` section.
@@ -119,6 +142,23 @@ mod tests {
         assert!(error.starts_with("lake/usagelake.toml:3:"), "{error}");
         assert!(error.contains("time_colum"), "{error}");
         assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn server_section_takes_the_serve_options() {
+        let config = LakeConfig::parse(
+            Path::new("usagelake.toml"),
+            "[server]\naddr = \"0.0.0.0:50051\"\nusers = \"users\"\nquery_timeout = \"5m\"\nmax_concurrent = 4\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.addr, Some("0.0.0.0:50051".parse().unwrap()));
+        assert_eq!(config.server.users, Some(PathBuf::from("users")));
+        assert_eq!(config.server.query_timeout.as_deref(), Some("5m"));
+        assert_eq!(config.server.max_concurrent, Some(4));
+        let error = LakeConfig::parse(Path::new("usagelake.toml"), "[server]\npassword = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("password"), "{error}");
     }
 
     #[test]

@@ -471,10 +471,10 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(log.contains("stopping"), "{log}");
 }
 
-#[test]
-fn a_users_file_made_by_hash_password_lets_its_users_in() {
+/// The users-file line `usagelake hash-password` prints for a password given on stdin.
+fn users_line(user: &str, password: &str) -> String {
     let mut hashing = crate::support::usagelake()
-        .args(["hash-password", "--user", "carol"])
+        .args(["hash-password", "--user", user])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -483,13 +483,23 @@ fn a_users_file_made_by_hash_password_lets_its_users_in() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"correct horse\n")
+        .write_all(format!("{password}\n").as_bytes())
         .unwrap();
     let output = hashing.wait_with_output().unwrap();
     assert!(output.status.success());
-    let line = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_users_file_made_by_hash_password_lets_its_users_in() {
+    let line = users_line("carol", "correct horse");
     assert!(line.starts_with("carol:$argon2id$"), "{line}");
     assert!(!line.contains("correct horse"));
+    let no_password = crate::support::run_err(&["hash-password", "--user", "carol"]);
+    assert!(
+        no_password.contains("no password on standard input"),
+        "{no_password}"
+    );
     let users = scratch_dir("users").join("users");
     std::fs::write(&users, format!("# analysts\n{line}")).unwrap();
 
@@ -510,5 +520,59 @@ fn a_users_file_made_by_hash_password_lets_its_users_in() {
         error_of(&refused[0]).contains("UNAUTHENTICATED"),
         "{}",
         refused[0]
+    );
+}
+
+/// A lake whose `usagelake.toml` names the sample lake's events and says how to serve it.
+fn lake_with_server_section(name: &str, server_section: &str) -> std::path::PathBuf {
+    let lake = scratch_dir(name);
+    let events = sample_lake().join("events");
+    std::fs::write(
+        lake.join("usagelake.toml"),
+        format!(
+            "[tables.events]\nlocation = \"{}\"\ntime_column = \"ts\"\ndate_partition = \"date\"\n\n[server]\n{server_section}",
+            events.display()
+        ),
+    )
+    .unwrap();
+    lake
+}
+
+#[test]
+fn the_lakes_server_section_sets_what_the_command_line_does_not() {
+    let lake =
+        lake_with_server_section("served-lake", "users = \"users\"\nquery_timeout = \"1s\"\n");
+    std::fs::write(lake.join("users"), users_line("ann", "pw")).unwrap();
+    let server = Server::start_on(&lake, &[]);
+    let steps = json!([
+        {"op": "query", "sql": "SELECT count(*) AS events FROM events"},
+        {"op": "query", "sql": "SELECT count(*) FROM generate_series(1, 100000000000)"},
+    ]);
+    let anonymous = client(&server.uri("grpc"), &[], steps.clone());
+    assert!(
+        error_of(&anonymous[0]).contains("UNAUTHENTICATED"),
+        "{}",
+        anonymous[0]
+    );
+    let ann = client(
+        &server.uri("grpc"),
+        &["--user", "ann", "--password", "pw"],
+        steps,
+    );
+    assert_eq!(
+        as_text(&ann[0]),
+        cli_rows("SELECT count(*) AS events FROM events")
+    );
+    assert!(error_of(&ann[1]).contains("limit of 1 s"), "{}", ann[1]);
+}
+
+#[test]
+fn a_bad_server_section_stops_the_server_at_start_naming_the_key() {
+    let lake = lake_with_server_section("badly-served-lake", "query_timeout = \"soon\"\n");
+    let lake_arg = lake.display().to_string();
+    let error = crate::support::run_err(&["serve", "--addr", "127.0.0.1:0", "--lake", &lake_arg]);
+    assert!(
+        error.contains("usagelake.toml [server] query_timeout: 'soon' is not a duration"),
+        "{error}"
     );
 }

@@ -2,6 +2,7 @@
 //! stopped when the test ends.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +21,14 @@ impl Server {
     /// Starts `usagelake serve --addr 127.0.0.1:0 --lake data/sample ARGS...` and waits until it
     /// listens.
     pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_on(&sample_lake(), args)
+    }
+
+    /// Starts `usagelake serve --addr 127.0.0.1:0 --lake LAKE ARGS...`.
+    pub(crate) fn start_on(lake: &Path, args: &[&str]) -> Self {
         let mut child = usagelake()
             .args(["serve", "--addr", "127.0.0.1:0", "--lake"])
-            .arg(sample_lake())
+            .arg(lake)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
