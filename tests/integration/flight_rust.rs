@@ -156,3 +156,41 @@ async fn get_tables_filters_by_pattern_and_includes_client_schemas() {
     )));
     assert!(schema.field_with_name("mrr").is_ok(), "{schema:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_through_do_put_run_only_when_writes_are_allowed() {
+    let read_only = Server::start(&[]);
+    let mut client = FlightSqlServiceClient::new(channel(&read_only).await);
+    let refused = client
+        .execute_update("CREATE TABLE notes AS VALUES (1)".into(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("CreateMemoryTable is not allowed"),
+        "{refused}"
+    );
+
+    let writable = Server::start(&["--allow-writes"]);
+    let mut client = FlightSqlServiceClient::new(channel(&writable).await);
+    let created = client
+        .execute_update("CREATE TABLE notes (n BIGINT)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(created, 0);
+    let inserted = client
+        .execute_update("INSERT INTO notes VALUES (4), (5), (6)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(inserted, 3);
+    let info = client
+        .execute("SELECT sum(n) FROM notes".into(), None)
+        .await
+        .unwrap();
+    let batches = fetch(&mut client, info).await;
+    assert_eq!(
+        batches[0].column(0).as_primitive::<Int64Type>().value(0),
+        15
+    );
+}
