@@ -174,6 +174,34 @@ impl UsagelakeFlightSql {
         Ok(Response::new(Box::pin(flight_data)))
     }
 
+    /// The `FlightInfo` of a catalog command: the columns of its answer, and the command itself as
+    /// the ticket that fetches it.
+    #[allow(clippy::result_large_err)]
+    fn command_info(
+        &self,
+        command: &impl ProstMessageExt,
+        schema: &Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.connection(&request)?;
+        flight_info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    /// Lake tables have no keys: the answer to every key command is empty, in its columns.
+    #[allow(clippy::result_large_err)]
+    fn no_keys(
+        &self,
+        request: &Request<Ticket>,
+        schema: Schema,
+    ) -> Result<Response<BoxedFlightStream<arrow_flight::FlightData>>, Status> {
+        self.connection(request)?;
+        self.one_batch(Ok(RecordBatch::new_empty(Arc::new(schema))))
+    }
+
     /// The Flight data of one batch built by a catalog command.
     fn one_batch(
         &self,
@@ -318,11 +346,6 @@ fn foreign_keys_schema() -> Schema {
     ])
 }
 
-/// Lake tables have no keys: the answer to every key command is empty, with the right columns.
-fn no_keys(schema: Schema) -> Result<RecordBatch, FlightError> {
-    Ok(RecordBatch::new_empty(Arc::new(schema)))
-}
-
 #[tonic::async_trait]
 impl FlightSqlService for UsagelakeFlightSql {
     type FlightService = Self;
@@ -438,13 +461,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &query.into_builder().schema(), request)
     }
 
     async fn do_get_catalogs(
@@ -465,13 +482,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &query.clone().into_builder().schema(), request)
     }
 
     async fn do_get_schemas(
@@ -492,13 +503,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &query.clone().into_builder().schema(), request)
     }
 
     async fn do_get_tables(
@@ -528,13 +533,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &query.into_builder().schema(), request)
     }
 
     async fn do_get_table_types(
@@ -555,12 +554,10 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.command_info(
+            &query,
+            &query.clone().into_builder(&self.sql_info).schema(),
+            request,
         )
     }
 
@@ -578,12 +575,10 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        let schema = query.into_builder(&self.xdbc_types).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.command_info(
+            &query,
+            &query.into_builder(&self.xdbc_types).schema(),
+            request,
         )
     }
 
@@ -601,12 +596,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        flight_info(
-            &primary_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &primary_keys_schema(), request)
     }
 
     async fn do_get_primary_keys(
@@ -614,8 +604,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.connection(&request)?;
-        self.one_batch(no_keys(primary_keys_schema()))
+        self.no_keys(&request, primary_keys_schema())
     }
 
     async fn get_flight_info_exported_keys(
@@ -623,12 +612,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_exported_keys(
@@ -636,8 +620,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.connection(&request)?;
-        self.one_batch(no_keys(foreign_keys_schema()))
+        self.no_keys(&request, foreign_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(
@@ -645,12 +628,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_imported_keys(
@@ -658,8 +636,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.connection(&request)?;
-        self.one_batch(no_keys(foreign_keys_schema()))
+        self.no_keys(&request, foreign_keys_schema())
     }
 
     async fn get_flight_info_cross_reference(
@@ -667,12 +644,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.connection(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_cross_reference(
@@ -680,8 +652,7 @@ impl FlightSqlService for UsagelakeFlightSql {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.connection(&request)?;
-        self.one_batch(no_keys(foreign_keys_schema()))
+        self.no_keys(&request, foreign_keys_schema())
     }
 
     async fn do_put_statement_update(

@@ -87,6 +87,12 @@ fn error_of(result: &Value) -> &str {
         .unwrap_or_else(|| panic!("an error was expected, got {result}"))
 }
 
+/// The step failed, with `part` in its message.
+fn assert_error(result: &Value, part: &str) {
+    let error = error_of(result);
+    assert!(error.contains(part), "expected {part:?} in: {error}");
+}
+
 #[test]
 fn adbc_answers_metric_queries_and_parameters_as_the_command_line_does() {
     let server = Server::start(&USER);
@@ -188,32 +194,16 @@ fn a_wrong_password_or_none_is_unauthenticated() {
         &["--user", "ann", "--password", "S3cret:pw"],
         query.clone(),
     );
-    assert!(
-        error_of(&wrong[0]).contains("UNAUTHENTICATED"),
-        "{}",
-        wrong[0]
-    );
-    assert!(
-        error_of(&wrong[0]).contains("wrong user name or password"),
-        "{}",
-        wrong[0]
-    );
+    assert_error(&wrong[0], "UNAUTHENTICATED");
+    assert_error(&wrong[0], "wrong user name or password");
     let unknown = client(
         &server.uri("grpc"),
         &["--user", "bob", "--password", "s3cret:pw"],
         query.clone(),
     );
-    assert!(
-        error_of(&unknown[0]).contains("UNAUTHENTICATED"),
-        "{}",
-        unknown[0]
-    );
+    assert_error(&unknown[0], "UNAUTHENTICATED");
     let anonymous = client(&server.uri("grpc"), &[], query);
-    assert!(
-        error_of(&anonymous[0]).contains("UNAUTHENTICATED"),
-        "{}",
-        anonymous[0]
-    );
+    assert_error(&anonymous[0], "UNAUTHENTICATED");
 }
 
 #[test]
@@ -228,26 +218,18 @@ fn a_read_only_server_refuses_each_write_and_a_writable_one_stays_in_the_lake() 
     ]);
     let read_only = Server::start(&[]);
     let results = client(&read_only.uri("grpc"), &[], steps.clone());
-    assert!(
-        error_of(&results[0])
-            .contains("CreateExternalTable is not allowed: the server is read-only"),
-        "{}",
-        results[0]
+    assert_error(
+        &results[0],
+        "CreateExternalTable is not allowed: the server is read-only",
     );
-    assert!(
-        error_of(&results[1]).contains("table 'datafusion.public./etc/passwd' not found"),
-        "{}",
-        results[1]
+    assert_error(
+        &results[1],
+        "table 'datafusion.public./etc/passwd' not found",
     );
-    assert!(
-        error_of(&results[2]).contains("COPY is not allowed"),
-        "{}",
-        results[2]
-    );
-    assert!(
-        error_of(&results[3]).contains("SET datafusion.runtime.memory_limit is not allowed"),
-        "{}",
-        results[3]
+    assert_error(&results[2], "COPY is not allowed");
+    assert_error(
+        &results[3],
+        "SET datafusion.runtime.memory_limit is not allowed",
     );
     assert!(!std::path::Path::new("/tmp/usagelake-copy.csv").exists());
     // The connection's own time zone is allowed, and the metric functions follow it.
@@ -261,20 +243,17 @@ fn a_read_only_server_refuses_each_write_and_a_writable_one_stays_in_the_lake() 
 
     let writable = Server::start(&["--allow-writes"]);
     let results = client(&writable.uri("grpc"), &[], steps);
-    assert!(
-        error_of(&results[0]).contains("external table location '/etc' is outside the lake"),
-        "{}",
-        results[0]
+    assert_error(
+        &results[0],
+        "external table location '/etc' is outside the lake",
     );
-    assert!(
-        error_of(&results[2]).contains("COPY output '/tmp/usagelake-copy.csv' is outside the lake"),
-        "{}",
-        results[2]
+    assert_error(
+        &results[2],
+        "COPY output '/tmp/usagelake-copy.csv' is outside the lake",
     );
-    assert!(
-        error_of(&results[3]).contains("SET datafusion.runtime.memory_limit is not allowed"),
-        "{}",
-        results[3]
+    assert_error(
+        &results[3],
+        "SET datafusion.runtime.memory_limit is not allowed",
     );
 }
 
@@ -516,11 +495,7 @@ fn a_users_file_made_by_hash_password_lets_its_users_in() {
         &["--user", "carol", "--password", "correct horse\n"],
         query,
     );
-    assert!(
-        error_of(&refused[0]).contains("UNAUTHENTICATED"),
-        "{}",
-        refused[0]
-    );
+    assert_error(&refused[0], "UNAUTHENTICATED");
 }
 
 /// A lake whose `usagelake.toml` names the sample lake's events and says how to serve it.
@@ -549,11 +524,7 @@ fn the_lakes_server_section_sets_what_the_command_line_does_not() {
         {"op": "query", "sql": "SELECT count(*) FROM generate_series(1, 100000000000)"},
     ]);
     let anonymous = client(&server.uri("grpc"), &[], steps.clone());
-    assert!(
-        error_of(&anonymous[0]).contains("UNAUTHENTICATED"),
-        "{}",
-        anonymous[0]
-    );
+    assert_error(&anonymous[0], "UNAUTHENTICATED");
     let ann = client(
         &server.uri("grpc"),
         &["--user", "ann", "--password", "pw"],
@@ -563,7 +534,7 @@ fn the_lakes_server_section_sets_what_the_command_line_does_not() {
         as_text(&ann[0]),
         cli_rows("SELECT count(*) AS events FROM events")
     );
-    assert!(error_of(&ann[1]).contains("limit of 1 s"), "{}", ann[1]);
+    assert_error(&ann[1], "limit of 1 s");
 }
 
 #[test]
