@@ -252,8 +252,12 @@ fn sample_lake() -> PathBuf {
         .join("sample")
 }
 
-/// A session with the lake's tables registered, and the lake's folder.
-async fn open_session(args: &SessionArgs) -> Result<(SessionContext, PathBuf), CliError> {
+/// A session with the lake's tables registered, and the lake's folder; `classic_strings` for
+/// a server (see [`SessionOptions::classic_strings`]).
+async fn open_session(
+    args: &SessionArgs,
+    classic_strings: bool,
+) -> Result<(SessionContext, PathBuf), CliError> {
     let memory_limit = args
         .memory_limit
         .as_deref()
@@ -263,6 +267,7 @@ async fn open_session(args: &SessionArgs) -> Result<(SessionContext, PathBuf), C
         memory_limit,
         threads: args.threads,
         tz: args.tz.clone(),
+        classic_strings,
     })?;
 
     let overrides = args
@@ -317,7 +322,7 @@ async fn run_serve(mut args: ServeArgs) -> Result<(), CliError> {
     if args.session.memory_limit.is_none() {
         args.session.memory_limit = file.memory_limit.clone();
     }
-    let (ctx, lake) = open_session(&args.session).await?;
+    let (ctx, lake) = open_session(&args.session, true).await?;
     let users_file = args
         .users
         .clone()
@@ -395,7 +400,7 @@ fn run_hash_password(args: HashPasswordArgs) -> Result<(), CliError> {
 }
 
 async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
-    let (ctx, _) = open_session(&args.session).await?;
+    let (ctx, _) = open_session(&args.session, false).await?;
 
     let interactive =
         args.commands.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal();

@@ -35,6 +35,10 @@ pub struct SessionOptions {
     pub threads: Option<usize>,
     /// The session's default time zone (`usagelake.tz`).
     pub tz: Option<String>,
+    /// Read Parquet strings as classic `Utf8` rather than DataFusion's `Utf8View`: a server sends
+    /// its clients classic strings anyway, and casting every batch from views cost as much CPU
+    /// as the scan.
+    pub classic_strings: bool,
 }
 
 /// Parses a size such as `4g`, `512MB`, `1.5GiB` or `1000000` (bytes).
@@ -81,6 +85,13 @@ pub fn create_context(options: &SessionOptions) -> Result<SessionContext, Sessio
     // generated lake), so opening a lake of 365 daily files read 186 MB, most of every file, and
     // each scan read it again. 64 KiB still takes most footers in one read.
     config.options_mut().execution.parquet.metadata_size_hint = Some(PARQUET_FOOTER_HINT);
+    if options.classic_strings {
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+    }
     if let Some(threads) = options.threads {
         if threads == 0 {
             return Err(SessionError::ZeroThreads);
