@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::generate::{self, GenOptions};
 use crate::lake::{self, TableSource};
+use crate::object_stores::{Location, ObjectStoreError, StoreOptions};
 use crate::output::{Format, OutputOptions};
 use crate::runner::Runner;
 use crate::session::{self, SessionOptions};
@@ -33,17 +34,60 @@ pub struct Cli {
 enum Command {
     /// Write a synthetic usage lake: events, accounts, subscriptions, invoices and features.
     Gen(GenArgs),
+    /// Run a batch job: the SQL of JOB.sql with its variables, its last query's result published
+    /// to --output all at once (exit codes: 0 done, 1 query or data error, 2 usage error, 3 storage
+    /// error after retries)
+    Run(crate::job::JobArgs),
+}
+
+/// Where the tables come from: the options of every command that reads a lake.
+#[derive(Debug, Args)]
+pub(crate) struct LakeArgs {
+    /// Lake: a folder or an object-store prefix (s3://, gs://, az://, abfss://); each sub-folder of
+    /// Parquet files and each .parquet file is a table [default: the sample lake of the
+    /// repository, data/sample]
+    #[arg(long, value_name = "DIR|URL", env = "USAGELAKE_LAKE")]
+    lake: Option<String>,
+    /// Add or replace one table: a folder, a .parquet file or a URL (repeatable)
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    tables: Vec<String>,
+    /// Object-store setting for every bucket, such as aws_endpoint=http://127.0.0.1:9000 or
+    /// max_retries=2 (repeatable; see the README's object storage section)
+    #[arg(long = "store-option", value_name = "KEY=VALUE")]
+    store_options: Vec<String>,
+}
+
+impl LakeArgs {
+    /// The `--store-option` settings.
+    pub(crate) fn store_options(&self) -> Result<StoreOptions, ObjectStoreError> {
+        StoreOptions::from_arguments(&self.store_options)
+    }
+
+    /// Finds the lake's tables, applies `--table`, and registers them all in `ctx`.
+    pub(crate) async fn register(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+    ) -> Result<(), lake::LakeError> {
+        let overrides = self
+            .tables
+            .iter()
+            .map(|t| TableSource::from_argument(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tables = match &self.lake {
+            Some(lake) => lake::discover_location(ctx, &Location::parse(lake)?).await?,
+            // A lake of --table arguments alone needs no sample lake.
+            None if !overrides.is_empty() => Vec::new(),
+            None => lake::discover(&sample_lake())?,
+        };
+        lake::apply_overrides(&mut tables, overrides);
+        lake::register_tables(ctx, &tables).await
+    }
 }
 
 #[derive(Debug, Args)]
 struct QueryArgs {
-    /// Lake folder: each sub-folder of Parquet files and each .parquet file is a table
-    /// [default: the sample lake of the repository, data/sample]
-    #[arg(long, value_name = "DIR", env = "USAGELAKE_LAKE")]
-    lake: Option<PathBuf>,
-    /// Add or replace one table (repeatable)
-    #[arg(long = "table", value_name = "NAME=PATH")]
-    tables: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArgs,
     /// Run SQL and exit (repeatable; runs before -f files)
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     commands: Vec<String>,
@@ -94,6 +138,8 @@ enum CliError {
     #[error(transparent)]
     Lake(#[from] lake::LakeError),
     #[error(transparent)]
+    Store(#[from] ObjectStoreError),
+    #[error(transparent)]
     Run(#[from] crate::runner::RunError),
     #[error(transparent)]
     Repl(#[from] crate::repl::ReplError),
@@ -129,6 +175,13 @@ pub fn main() -> ExitCode {
             eprintln!("Error: {first} (usagelake --help lists the options)");
             return ExitCode::from(2);
         }
+    };
+    let cli = match cli {
+        Cli {
+            command: Some(Command::Run(job)),
+            ..
+        } => return crate::job::main(job),
+        cli => cli,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,21 +224,9 @@ async fn run_queries(args: QueryArgs) -> Result<(), CliError> {
         memory_limit,
         threads: args.threads,
         tz: args.tz.clone(),
+        store_options: args.lake.store_options()?,
     })?;
-
-    let overrides = args
-        .tables
-        .iter()
-        .map(|t| TableSource::from_argument(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut tables = match &args.lake {
-        Some(lake) => lake::discover(lake)?,
-        // A lake of --table arguments alone needs no sample lake.
-        None if !overrides.is_empty() => Vec::new(),
-        None => lake::discover(&sample_lake())?,
-    };
-    lake::apply_overrides(&mut tables, overrides);
-    lake::register_tables(&ctx, &tables).await?;
+    args.lake.register(&ctx).await?;
 
     let interactive =
         args.commands.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal();

@@ -5,9 +5,12 @@
 
 pub mod cli;
 pub mod generate;
+pub mod job;
 pub mod lake;
 pub mod lake_config;
+pub mod manifest;
 pub mod meta_command;
+pub mod object_stores;
 pub mod output;
 pub mod repl;
 pub mod runner;
