@@ -7,7 +7,7 @@
 //! Publishing: the run's files go under `OUTPUT/runs/RUN_ID/`, then the `_SUCCESS` manifest (see
 //! [`crate::manifest`]) is put last, in one request, naming them. Readers go by the manifest, so a
 //! run that fails or is killed before that point changes nothing they see; once a new manifest is
-//! in place the files of older runs are removed.
+//! in place the files of runs that started before it are removed.
 //!
 //! Exit codes: 0 done, 1 query or data error, 2 usage error, 3 storage error after retries.
 
@@ -190,9 +190,12 @@ impl JobError {
 fn is_storage_error(error: &DataFusionError) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
+        // Writers hand a store's errors on as std::io::Error, whose source() skips the error
+        // it wraps; an I/O error of a local output is a storage error too.
         if current
             .downcast_ref::<datafusion::object_store::Error>()
             .is_some()
+            || current.downcast_ref::<std::io::Error>().is_some()
             || matches!(
                 current.downcast_ref::<DataFusionError>(),
                 Some(DataFusionError::ObjectStore(_))
@@ -331,7 +334,10 @@ async fn run(args: &JobArgs, log: &JobLog) -> Result<(), JobError> {
         finished: chrono::Utc::now().to_rfc3339(),
     };
     manifest.write(store.as_ref(), &prefix).await?;
-    let removed = remove_older_runs(store.as_ref(), &prefix, &run_prefix).await;
+    let removed = remove_older_runs(store.as_ref(), &prefix, &run_id).await;
+    if let Ok(folder) = output.to_file_path() {
+        remove_empty_run_folders(&folder, &run_id);
+    }
     let removed = match removed {
         Ok(n) => n,
         Err(e) => {
@@ -513,18 +519,25 @@ async fn list_files(
     Ok(files)
 }
 
-/// Removes the files under `runs/` that are not the published run's, and returns how many.
+/// Removes the files of the runs that started before the published one (`run_id`), and returns
+/// how many. Run ids begin with their start time, so they sort in time; a run that started later
+/// may still be writing, and its files are left for it to publish (or for a later cleanup).
 async fn remove_older_runs(
     store: &dyn ObjectStore,
     prefix: &ObjectPath,
-    published: &ObjectPath,
+    run_id: &str,
 ) -> Result<usize, datafusion::object_store::Error> {
     let runs = prefix.clone().join(RUNS_PREFIX);
     let older: Vec<ObjectPath> = store
         .list(Some(&runs))
         .try_filter_map(|meta| {
-            let keep = meta.location.prefix_matches(published);
-            futures::future::ready(Ok((!keep).then_some(meta.location)))
+            let run = meta
+                .location
+                .prefix_match(&runs)
+                .and_then(|mut parts| parts.next())
+                .map(|part| part.as_ref().to_string());
+            let is_older = run.is_some_and(|run| run.as_str() < run_id);
+            futures::future::ready(Ok(is_older.then_some(meta.location)))
         })
         .try_collect()
         .await?;
@@ -535,6 +548,30 @@ async fn remove_older_runs(
         .try_collect::<Vec<_>>()
         .await?;
     Ok(count)
+}
+
+/// Removes the folders that older runs' files left on a local disk (object stores have no
+/// folders to remove). Best effort: a folder that is not empty, or gone, is left alone.
+fn remove_empty_run_folders(output: &std::path::Path, run_id: &str) {
+    let Ok(entries) = std::fs::read_dir(output.join(RUNS_PREFIX)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().as_ref() < run_id {
+            remove_empty_folders(&entry.path());
+        }
+    }
+}
+
+fn remove_empty_folders(folder: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                remove_empty_folders(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(folder);
 }
 
 /// Parses `--var NAME=VALUE` arguments.
@@ -579,6 +616,9 @@ fn substitute(sql: &str, variables: &BTreeMap<String, String>) -> Result<String,
     }
     let mut out = String::with_capacity(sql.len());
     let mut used = BTreeSet::new();
+    // The first variable used but not given; a misspelt --var is reported before it, since its
+    // message names the variables the job uses.
+    let mut missing = None;
     let mut state = State::Code;
     let mut line = 1;
     let mut rest = sql;
@@ -589,13 +629,16 @@ fn substitute(sql: &str, variables: &BTreeMap<String, String>) -> Result<String,
             let name = end.map(|end| &after[..end]);
             match (state, name) {
                 (State::Code, Some(name)) if is_variable_name(name) => {
-                    let value = variables.get(name).ok_or_else(|| JobError::MissingVar {
-                        name: name.to_string(),
-                        line,
-                    })?;
-                    out.push('\'');
-                    out.push_str(&value.replace('\'', "''"));
-                    out.push('\'');
+                    match variables.get(name) {
+                        Some(value) => {
+                            out.push('\'');
+                            out.push_str(&value.replace('\'', "''"));
+                            out.push('\'');
+                        }
+                        None => {
+                            missing.get_or_insert((name.to_string(), line));
+                        }
+                    }
                     used.insert(name.to_string());
                     rest = &after[name.len() + 1..];
                     continue;
@@ -649,6 +692,9 @@ fn substitute(sql: &str, variables: &BTreeMap<String, String>) -> Result<String,
                     .join(", ")
             },
         });
+    }
+    if let Some((name, line)) = missing {
+        return Err(JobError::MissingVar { name, line });
     }
     Ok(out)
 }

@@ -217,11 +217,14 @@ pub async fn discover_location(
         Location::Local(path) => return discover(path),
         Location::Remote(url) => as_folder(url),
     };
-    let storage_error = |error: datafusion::object_store::Error| LakeError::Storage {
-        what: "lake".to_string(),
-        location: url.to_string(),
-        message: crate::object_stores::storage_message(&DataFusionError::from(error)),
-        hint: crate::object_stores::storage_hint(&url),
+    let storage_error = |error: datafusion::object_store::Error| {
+        let message = crate::object_stores::storage_message(&DataFusionError::from(error));
+        LakeError::Storage {
+            what: "lake".to_string(),
+            location: url.to_string(),
+            hint: crate::object_stores::storage_hint(&url, &message),
+            message,
+        }
     };
     let store = ctx
         .runtime_env()
@@ -370,15 +373,18 @@ pub async fn open_table(
         .object_store(url.object_store())
         .map_err(datafusion_error)?;
     let storage_error = |error: DataFusionError| match error.find_root() {
-        DataFusionError::ObjectStore(_) => LakeError::Storage {
-            what: format!("table '{table}'"),
-            location: source.location.to_string(),
-            message: crate::object_stores::storage_message(&error),
-            hint: match &source.location {
-                Location::Remote(url) => crate::object_stores::storage_hint(url),
-                Location::Local(_) => "check the folder's permissions".to_string(),
-            },
-        },
+        DataFusionError::ObjectStore(_) => {
+            let message = crate::object_stores::storage_message(&error);
+            LakeError::Storage {
+                what: format!("table '{table}'"),
+                location: source.location.to_string(),
+                hint: match &source.location {
+                    Location::Remote(url) => crate::object_stores::storage_hint(url, &message),
+                    Location::Local(_) => "check the folder's permissions".to_string(),
+                },
+                message,
+            }
+        }
         _ => datafusion_error(error),
     };
     // A job's output: the run its manifest names, not whatever else is under the prefix.

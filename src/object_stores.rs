@@ -162,7 +162,8 @@ pub fn as_folder(url: &Url) -> Url {
 pub fn storage_message(error: &DataFusionError) -> String {
     let text = crate::runner::one_line(error);
     let Some(start) = text.find("<?xml") else {
-        return text;
+        // An empty body leaves the message ending in ':'.
+        return text.trim_end_matches([':', ' ']).to_string();
     };
     let element = |name: &str| {
         let open = format!("<{name}>");
@@ -178,19 +179,34 @@ pub fn storage_message(error: &DataFusionError) -> String {
     }
 }
 
-/// What to check when a request to the store of `url` failed.
-pub fn storage_hint(url: &Url) -> String {
-    match url.scheme() {
-        "s3" => format!(
-            "check that bucket '{}' exists, the endpoint (AWS_ENDPOINT or aws_endpoint) and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
-            url.host_str().unwrap_or_default()
-        ),
-        "gs" => format!(
-            "check that bucket '{}' exists and the credentials (GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS)",
-            url.host_str().unwrap_or_default()
-        ),
-        "az" | "abfss" => "check the container, the account (AZURE_STORAGE_ACCOUNT_NAME) and the credentials (AZURE_STORAGE_ACCOUNT_KEY)".to_string(),
-        _ => "check the URL and that the server answers".to_string(),
+/// What to check when a request to the store of `url` failed with `message`.
+pub fn storage_hint(url: &Url, message: &str) -> String {
+    let bucket = url.host_str().unwrap_or_default();
+    let credentials = match url.scheme() {
+        "s3" => {
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the table's aws_access_key_id and aws_secret_access_key options)"
+        }
+        "gs" => "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+        "az" | "abfss" => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
+        _ => "the server's access rules",
+    };
+    let refused = [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "403 Forbidden",
+        "401 Unauthorized",
+    ];
+    if message.contains("NoSuchBucket") || message.contains("ContainerNotFound") {
+        format!(
+            "bucket '{bucket}' does not exist: check its name, and the endpoint if it is not the cloud's (AWS_ENDPOINT)"
+        )
+    } else if refused.iter().any(|r| message.contains(r)) {
+        format!("the credentials were refused: check {credentials}")
+    } else if url.scheme().starts_with("http") {
+        "check the URL and that the server answers".to_string()
+    } else {
+        format!("check that bucket '{bucket}' exists, the endpoint, and {credentials}")
     }
 }
 
