@@ -18,6 +18,7 @@ use crate::flight_service::ServiceOptions;
 use crate::generate::{self, GenOptions};
 use crate::lake::{self, TableSource};
 use crate::lake_config::LakeConfig;
+use crate::object_stores::{Location, ObjectStoreError, StoreOptions};
 use crate::output::{Format, OutputOptions};
 use crate::runner::Runner;
 use crate::serve::{ServeOptions, TlsFiles};
@@ -45,18 +46,71 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print a users-file line, NAME:HASH, for a password read from standard input.
     HashPassword(HashPasswordArgs),
+    /// Run a batch job: the SQL of JOB.sql with its variables, its last query's result published
+    /// to --output all at once (exit codes: 0 done, 1 query or data error, 2 usage error, 3 storage
+    /// error after retries)
+    Run(crate::job::JobArgs),
+}
+
+/// Where the tables come from: the options of every command that reads a lake.
+#[derive(Debug, Args)]
+pub(crate) struct LakeArgs {
+    /// Lake: a folder or an object-store prefix (s3://, gs://, az://, abfss://); each sub-folder of
+    /// Parquet files and each .parquet file is a table [default: the sample lake of the
+    /// repository, data/sample]
+    #[arg(long, value_name = "DIR|URL", env = "USAGELAKE_LAKE")]
+    lake: Option<String>,
+    /// Add or replace one table: a folder, a .parquet file or a URL (repeatable)
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    tables: Vec<String>,
+    /// Object-store setting for every bucket, such as aws_endpoint=http://127.0.0.1:9000 or
+    /// max_retries=2 (repeatable; see the README's object storage section)
+    #[arg(long = "store-option", value_name = "KEY=VALUE")]
+    store_options: Vec<String>,
+}
+
+impl LakeArgs {
+    /// Where the lake is: `--lake`, the sample lake, or the working directory for a lake of
+    /// `--table` arguments alone.
+    pub(crate) fn location(&self) -> Result<Location, ObjectStoreError> {
+        match &self.lake {
+            Some(lake) => Location::parse(lake),
+            None if !self.tables.is_empty() => Ok(Location::Local(PathBuf::from("."))),
+            None => Ok(Location::Local(sample_lake())),
+        }
+    }
+
+    /// The `--store-option` settings.
+    pub(crate) fn store_options(&self) -> Result<StoreOptions, ObjectStoreError> {
+        StoreOptions::from_arguments(&self.store_options)
+    }
+
+    /// Finds the lake's tables, applies `--table`, and registers them all in `ctx`.
+    pub(crate) async fn register(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+    ) -> Result<(), lake::LakeError> {
+        let overrides = self
+            .tables
+            .iter()
+            .map(|t| TableSource::from_argument(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tables = match &self.lake {
+            Some(lake) => lake::discover_location(ctx, &Location::parse(lake)?).await?,
+            // A lake of --table arguments alone needs no sample lake.
+            None if !overrides.is_empty() => Vec::new(),
+            None => lake::discover(&sample_lake())?,
+        };
+        lake::apply_overrides(&mut tables, overrides);
+        lake::register_tables(ctx, &tables).await
+    }
 }
 
 /// The lake and the session every subcommand that queries it opens.
 #[derive(Debug, Args)]
 struct SessionArgs {
-    /// Lake folder: each sub-folder of Parquet files and each .parquet file is a table
-    /// [default: the sample lake of the repository, data/sample]
-    #[arg(long, value_name = "DIR", env = "USAGELAKE_LAKE")]
-    lake: Option<PathBuf>,
-    /// Add or replace one table (repeatable)
-    #[arg(long = "table", value_name = "NAME=PATH")]
-    tables: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArgs,
     /// Memory queries may use before spilling to disk, such as 4g or 512m [default: no limit]
     #[arg(long, value_name = "SIZE")]
     memory_limit: Option<String>,
@@ -169,6 +223,8 @@ enum CliError {
     #[error(transparent)]
     Lake(#[from] lake::LakeError),
     #[error(transparent)]
+    Store(#[from] ObjectStoreError),
+    #[error(transparent)]
     Run(#[from] crate::runner::RunError),
     #[error(transparent)]
     Repl(#[from] crate::repl::ReplError),
@@ -218,7 +274,7 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(CliError::Run(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -227,13 +283,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        // A job reports its own failures, with the exit codes schedulers go by.
+        Some(Command::Run(job)) => return Ok(crate::job::main(job)),
         Some(Command::Gen(args)) => run_gen(args),
         Some(Command::HashPassword(args)) => run_hash_password(args),
         Some(Command::Serve(args)) => runtime(&args.session)?.block_on(run_serve(*args)),
         None => runtime(&cli.query.session)?.block_on(run_queries(cli.query)),
-    }
+    }?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime(session: &SessionArgs) -> Result<tokio::runtime::Runtime, CliError> {
@@ -257,7 +316,7 @@ fn sample_lake() -> PathBuf {
 async fn open_session(
     args: &SessionArgs,
     classic_strings: bool,
-) -> Result<(SessionContext, PathBuf), CliError> {
+) -> Result<(SessionContext, Location), CliError> {
     let memory_limit = args
         .memory_limit
         .as_deref()
@@ -268,33 +327,10 @@ async fn open_session(
         threads: args.threads,
         tz: args.tz.clone(),
         classic_strings,
+        store_options: args.lake.store_options()?,
     })?;
-
-    let overrides = args
-        .tables
-        .iter()
-        .map(|t| TableSource::from_argument(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let folder = lake_folder(args);
-    // A lake of --table arguments alone needs no sample lake.
-    let mut tables = if args.lake.is_none() && !overrides.is_empty() {
-        Vec::new()
-    } else {
-        lake::discover(&folder)?
-    };
-    lake::apply_overrides(&mut tables, overrides);
-    lake::register_tables(&ctx, &tables).await?;
-    Ok((ctx, folder))
-}
-
-/// The folder of the lake a session opens: `--lake`, the sample lake, or the working directory
-/// for a lake of `--table` arguments alone.
-fn lake_folder(args: &SessionArgs) -> PathBuf {
-    match &args.lake {
-        Some(lake) => lake.clone(),
-        None if !args.tables.is_empty() => PathBuf::from("."),
-        None => sample_lake(),
-    }
+    args.lake.register(&ctx).await?;
+    Ok((ctx, args.lake.location()?))
 }
 
 /// A `usagelake serve` duration: the command line's, else `usagelake.toml`'s, else `default`.
@@ -314,10 +350,17 @@ fn serve_duration(
 
 async fn run_serve(mut args: ServeArgs) -> Result<(), CliError> {
     // The command line wins over the lake's [server] section, which wins over the defaults.
-    let folder = lake_folder(&args.session);
-    let file = LakeConfig::load(&folder)?
-        .map(|config| config.server)
-        .unwrap_or_default();
+    // A lake in an object store is served by the command line alone.
+    let folder = match args.session.lake.location()? {
+        Location::Local(folder) => folder,
+        Location::Remote(_) => PathBuf::new(),
+    };
+    let file = match folder.as_os_str().is_empty() {
+        true => Default::default(),
+        false => LakeConfig::load(&folder)?
+            .map(|config| config.server)
+            .unwrap_or_default(),
+    };
     let in_lake = |path: PathBuf| folder.join(path);
     if args.session.memory_limit.is_none() {
         args.session.memory_limit = file.memory_limit.clone();

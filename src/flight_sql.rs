@@ -423,7 +423,7 @@ fn to_client_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::object_stores::Location;
 
     async fn connection(allow_writes: bool) -> Connection {
         let server = SessionContext::new();
@@ -431,7 +431,10 @@ mod tests {
             .sql("CREATE TABLE t AS VALUES (1, arrow_cast('a', 'Utf8View')), (2, arrow_cast('b', 'Utf8View'))")
             .await
             .unwrap();
-        let policy = Arc::new(SqlPolicy::new(allow_writes, Path::new("/lake")));
+        let policy = Arc::new(SqlPolicy::new(
+            allow_writes,
+            &Location::Local("/lake".into()),
+        ));
         Connection::new(&server, policy)
     }
 
@@ -505,7 +508,7 @@ mod tests {
     #[tokio::test]
     async fn settings_are_the_connections_own() {
         let server = SessionContext::new();
-        let policy = Arc::new(SqlPolicy::new(true, Path::new("/lake")));
+        let policy = Arc::new(SqlPolicy::new(true, &Location::Local("/lake".into())));
         let first = Connection::new(&server, Arc::clone(&policy));
         let second = Connection::new(&server, policy);
         let started = first

@@ -4,6 +4,11 @@
 //! `date=2024-01-01/` become partition columns) and each `.parquet` file is a table named after it;
 //! `usagelake.toml` adds tables and says what folder names cannot (see [`crate::lake_config`]).
 //!
+//! A lake can also be a prefix of an object store (`s3://bucket/lake/`, see
+//! [`crate::object_stores`]): its sub-prefixes and `.parquet` objects are its tables, as on disk.
+//! A table folder holding a job's `_SUCCESS` manifest is read as the files the manifest names
+//! (see [`crate::manifest`]), never a run that is still being written.
+//!
 //! Schemas are read from every file's footer and merged here rather than by DataFusion, so that a
 //! conflict names both files and the column, and a file that is not Parquet is named at start-up
 //! instead of failing some later query.
@@ -21,11 +26,14 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::object_store::ObjectMeta;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::{ObjectMeta, ObjectStoreExt};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::lake_config::{LakeConfig, LakeConfigError};
+use crate::lake_config::{LAKE_CONFIG_FILE, LakeConfig, LakeConfigError};
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
+use crate::object_stores::{Location, ObjectStoreError, StoreOptions, as_folder, build_store};
 use crate::runner::one_line;
 use crate::time_partition::TimePartitionedTable;
 
@@ -49,6 +57,29 @@ pub enum LakeError {
     },
     #[error(transparent)]
     Config(#[from] LakeConfigError),
+    #[error(transparent)]
+    Store(#[from] ObjectStoreError),
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error(
+        "lake '{location}' holds no tables: it needs sub-prefixes of Parquet files or .parquet objects (upload a lake there, or fix --lake)"
+    )]
+    RemoteLakeEmpty { location: String },
+    #[error("{what} '{location}': {message}: {hint}")]
+    Storage {
+        what: String,
+        location: String,
+        message: String,
+        hint: String,
+    },
+    #[error(
+        "table '{table}': the manifest '{manifest}' names '{file}', which is missing: re-run the job that writes it"
+    )]
+    ManifestFileMissing {
+        table: String,
+        manifest: String,
+        file: String,
+    },
     #[error("--table '{0}' is not NAME=PATH: write it as --table events=./logs/events")]
     BadTableArgument(String),
     #[error(
@@ -105,21 +136,24 @@ pub struct ColumnTypeConflict {
 pub struct TableSource {
     /// The SQL name of the table.
     pub name: String,
-    /// A folder or file path.
-    pub location: PathBuf,
+    /// A folder or file: a local path or an object-store URL.
+    pub location: Location,
     /// The event-time column, if declared.
     pub time_column: Option<String>,
     /// A DATE partition column holding the UTC date of `time_column`.
     pub date_partition: Option<String>,
+    /// Store options of this table (`options` in `usagelake.toml`), over the session's.
+    pub store_options: BTreeMap<String, String>,
 }
 
 impl TableSource {
-    fn plain(name: &str, location: PathBuf) -> Self {
+    fn plain(name: &str, location: Location) -> Self {
         Self {
             name: name.to_string(),
             location,
             time_column: None,
             date_partition: None,
+            store_options: BTreeMap::new(),
         }
     }
 
@@ -127,7 +161,7 @@ impl TableSource {
     pub fn from_argument(argument: &str) -> Result<Self, LakeError> {
         match argument.split_once('=') {
             Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
-                Ok(Self::plain(name.trim(), PathBuf::from(path.trim())))
+                Ok(Self::plain(name.trim(), Location::parse(path.trim())?))
             }
             _ => Err(LakeError::BadTableArgument(argument.to_string())),
         }
@@ -163,20 +197,124 @@ pub fn discover(lake: &Path) -> Result<Vec<TableSource>, LakeError> {
         } else {
             continue;
         };
-        tables.insert(name.to_string(), TableSource::plain(name, path.clone()));
+        tables.insert(
+            name.to_string(),
+            TableSource::plain(name, Location::Local(path.clone())),
+        );
     }
     if let Some(config) = LakeConfig::load(lake)? {
-        for (name, table) in config.tables {
-            let source = TableSource {
-                name: name.clone(),
-                location: lake.join(&table.location),
-                time_column: table.time_column,
-                date_partition: table.date_partition,
-            };
-            tables.insert(name, source);
-        }
+        add_configured_tables(&mut tables, &Location::Local(lake.to_path_buf()), config)?;
     }
     Ok(tables.into_values().collect())
+}
+
+/// The tables of a lake at `lake`, a local folder or an object-store prefix (see [`discover`]).
+pub async fn discover_location(
+    ctx: &SessionContext,
+    lake: &Location,
+) -> Result<Vec<TableSource>, LakeError> {
+    let url = match lake {
+        Location::Local(path) => return discover(path),
+        Location::Remote(url) => as_folder(url),
+    };
+    let storage_error = |error: datafusion::object_store::Error| {
+        let message = crate::object_stores::storage_message(&DataFusionError::from(error));
+        LakeError::Storage {
+            what: "lake".to_string(),
+            location: url.to_string(),
+            hint: crate::object_stores::storage_hint(&url, &message),
+            message,
+        }
+    };
+    let store = ctx
+        .runtime_env()
+        .object_store_registry
+        .get_store(&url)
+        .map_err(|e| lake_store_error(&url, e))?;
+    let prefix = ObjectPath::from_url_path(url.path()).map_err(|e| storage_error(e.into()))?;
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .map_err(storage_error)?;
+    let mut tables = BTreeMap::new();
+    for folder in &listing.common_prefixes {
+        let Some(name) = folder.filename() else {
+            continue;
+        };
+        if !is_hidden(name) {
+            let location = Location::Remote(url.join(&format!("{name}/")).map_err(|e| {
+                ObjectStoreError::BadUrl {
+                    location: format!("{url}{name}/"),
+                    problem: e.to_string(),
+                }
+            })?);
+            tables.insert(name.to_string(), TableSource::plain(name, location));
+        }
+    }
+    let mut config = None;
+    for object in &listing.objects {
+        let Some(file_name) = object.location.filename() else {
+            continue;
+        };
+        if file_name == LAKE_CONFIG_FILE {
+            let text = store
+                .get(&object.location)
+                .await
+                .map_err(storage_error)?
+                .bytes()
+                .await
+                .map_err(storage_error)?;
+            let path = PathBuf::from(format!("{url}{LAKE_CONFIG_FILE}"));
+            config = Some(LakeConfig::parse(&path, &String::from_utf8_lossy(&text))?);
+        } else if let Some(stem) = file_name.strip_suffix(PARQUET_EXTENSION)
+            && !is_hidden(file_name)
+        {
+            let location =
+                Location::Remote(url.join(file_name).map_err(|e| ObjectStoreError::BadUrl {
+                    location: format!("{url}{file_name}"),
+                    problem: e.to_string(),
+                })?);
+            tables.insert(stem.to_string(), TableSource::plain(stem, location));
+        }
+    }
+    if let Some(config) = config {
+        add_configured_tables(&mut tables, lake, config)?;
+    }
+    if tables.is_empty() {
+        return Err(LakeError::RemoteLakeEmpty {
+            location: url.to_string(),
+        });
+    }
+    Ok(tables.into_values().collect())
+}
+
+/// A store that could not be built for a lake or table, said as what to fix.
+fn lake_store_error(url: &url::Url, error: DataFusionError) -> LakeError {
+    LakeError::Storage {
+        what: "location".to_string(),
+        location: url.to_string(),
+        message: one_line(&error),
+        hint: "fix the store options (--store-option or the table's options)".to_string(),
+    }
+}
+
+/// Puts the tables of a lake's `usagelake.toml` in place of discovered ones of the same name.
+fn add_configured_tables(
+    tables: &mut BTreeMap<String, TableSource>,
+    lake: &Location,
+    config: LakeConfig,
+) -> Result<(), LakeError> {
+    for (name, table) in config.tables {
+        let source = TableSource {
+            name: name.clone(),
+            location: lake.join(&table.location)?,
+            time_column: table.time_column,
+            date_partition: table.date_partition,
+            store_options: table.options,
+        };
+        tables.insert(name, source);
+    }
+    Ok(())
 }
 
 /// Files and folders that are not data: dot files and `_`-prefixed markers such as `_SUCCESS`.
@@ -225,25 +363,62 @@ pub async fn open_table(
     };
     let url = table_url(source)?;
     let state = ctx.state();
+    if !source.store_options.is_empty() {
+        register_table_store(ctx, source, &url)?;
+    }
     let format =
         Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()));
     let store = state
         .runtime_env()
         .object_store(url.object_store())
         .map_err(datafusion_error)?;
+    let storage_error = |error: DataFusionError| match error.find_root() {
+        DataFusionError::ObjectStore(_) => {
+            let message = crate::object_stores::storage_message(&error);
+            LakeError::Storage {
+                what: format!("table '{table}'"),
+                location: source.location.to_string(),
+                hint: match &source.location {
+                    Location::Remote(url) => crate::object_stores::storage_hint(url, &message),
+                    Location::Local(_) => "check the folder's permissions".to_string(),
+                },
+                message,
+            }
+        }
+        _ => datafusion_error(error),
+    };
+    // A job's output: the run its manifest names, not whatever else is under the prefix.
+    let found = if url.is_collection() {
+        Manifest::read(store.as_ref(), url.prefix()).await
+    } else {
+        Ok(None)
+    };
+    let (url, manifest) = match found {
+        Ok(Some(manifest)) => {
+            let run = format!("{}{}", url.as_str(), manifest.run_prefix());
+            let run_url = ListingTableUrl::parse(&run).map_err(datafusion_error)?;
+            (run_url, Some(manifest))
+        }
+        Ok(_) => (url, None),
+        Err(ManifestError::Read { source, .. }) => return Err(storage_error(source.into())),
+        Err(e) => return Err(e.into()),
+    };
     let mut files: Vec<ObjectMeta> = url
         .list_all_files(&state, store.as_ref(), PARQUET_EXTENSION)
         .await
-        .map_err(datafusion_error)?
+        .map_err(storage_error)?
         .try_filter(|f| futures::future::ready(f.size > 0))
         .try_collect()
         .await
-        .map_err(datafusion_error)?;
+        .map_err(storage_error)?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
+    if let Some(manifest) = &manifest {
+        files = manifest_files(table, source, url.prefix(), manifest, files)?;
+    }
     if files.is_empty() {
         return Err(LakeError::NoFiles {
             table: table.to_string(),
-            location: source.location.display().to_string(),
+            location: source.location.to_string(),
         });
     }
     let file_names: Vec<String> = files.iter().map(|f| format!("/{}", f.location)).collect();
@@ -303,13 +478,87 @@ pub async fn open_table(
     Ok(listing)
 }
 
+/// The files of `listed` (a run's files) that `manifest` names, in its order; a named file that is
+/// missing is an error, since the output it describes is no longer whole.
+fn manifest_files(
+    table: &str,
+    source: &TableSource,
+    run_prefix: &ObjectPath,
+    manifest: &Manifest,
+    listed: Vec<ObjectMeta>,
+) -> Result<Vec<ObjectMeta>, LakeError> {
+    let mut by_path: BTreeMap<String, ObjectMeta> = listed
+        .into_iter()
+        .filter_map(|meta| {
+            let relative: Vec<_> = meta.location.prefix_match(run_prefix)?.collect();
+            let relative = relative
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/");
+            Some((format!("{}{relative}", manifest.run_prefix()), meta))
+        })
+        .collect();
+    manifest
+        .files
+        .iter()
+        .filter(|file| file.path.ends_with(PARQUET_EXTENSION))
+        .map(|file| {
+            by_path
+                .remove(&file.path)
+                .ok_or_else(|| LakeError::ManifestFileMissing {
+                    table: table.to_string(),
+                    manifest: format!("{}/{MANIFEST_FILE}", source.location),
+                    file: file.path.clone(),
+                })
+        })
+        .collect()
+}
+
+/// Registers the store of a table that has options of its own: the session's options with the
+/// table's over them, for the table's bucket.
+fn register_table_store(
+    ctx: &SessionContext,
+    source: &TableSource,
+    url: &ListingTableUrl,
+) -> Result<(), LakeError> {
+    let session_options = ctx
+        .state()
+        .config()
+        .get_extension::<StoreOptions>()
+        .map(|options| options.as_ref().clone())
+        .unwrap_or_default();
+    let bucket = url.object_store();
+    let store = build_store(
+        bucket.as_ref(),
+        &session_options.merged(&source.store_options),
+    )?;
+    ctx.register_object_store(bucket.as_ref(), store);
+    Ok(())
+}
+
 /// The listing URL of a table's location: a folder (with the trailing `/` that marks one) or a file.
 fn table_url(source: &TableSource) -> Result<ListingTableUrl, LakeError> {
+    let parse = |text: &str| {
+        ListingTableUrl::parse(text).map_err(|error| LakeError::DataFusion {
+            table: source.name.clone(),
+            source: error,
+        })
+    };
+    let path = match &source.location {
+        Location::Local(path) => path,
+        // A key ending in .parquet is a file; anything else a prefix, whose `/` keeps
+        // `events/` from also matching `events_old/`.
+        Location::Remote(url) if url.path().ends_with(PARQUET_EXTENSION) => {
+            return parse(url.as_str());
+        }
+        Location::Remote(url) => return parse(as_folder(url).as_str()),
+    };
     let missing = || LakeError::LocationMissing {
         table: source.name.clone(),
-        location: source.location.display().to_string(),
+        location: path.display().to_string(),
     };
-    let absolute = std::path::absolute(&source.location).map_err(|_| missing())?;
+    let absolute = std::path::absolute(path).map_err(|_| missing())?;
     if !absolute.exists() {
         return Err(missing());
     }
@@ -317,10 +566,7 @@ fn table_url(source: &TableSource) -> Result<ListingTableUrl, LakeError> {
     if absolute.is_dir() && !text.ends_with('/') {
         text.push('/');
     }
-    ListingTableUrl::parse(&text).map_err(|error| LakeError::DataFusion {
-        table: source.name.clone(),
-        source: error,
-    })
+    parse(&text)
 }
 
 /// The hive partition columns of a table, from the `key=value` folders of its files, typed DATE
@@ -602,7 +848,7 @@ mod tests {
             TableSource::from_argument("events=./logs")
                 .unwrap()
                 .location,
-            PathBuf::from("./logs")
+            Location::Local(PathBuf::from("./logs"))
         );
         for bad in ["events", "=./logs", "events="] {
             assert!(matches!(

@@ -70,12 +70,16 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
-    /// A folder or `.parquet` file, relative to the lake or absolute.
+    /// A folder or `.parquet` file, relative to the lake, absolute, or a URL such as
+    /// `s3://bucket/events/` or `https://host/events.parquet`.
     pub location: String,
     /// The table's event-time column.
     pub time_column: Option<String>,
     /// A hive partition column (DATE) holding the UTC date of `time_column`.
     pub date_partition: Option<String>,
+    /// Object-store options of the table's bucket, such as `aws_region` or `aws_endpoint`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 impl LakeConfig {

@@ -11,6 +11,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use usagelake_udfs::UsagelakeOptions;
 
+use crate::object_stores::{StoreOptions, StoreRegistry};
+
 /// Errors setting up a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -39,6 +41,8 @@ pub struct SessionOptions {
     /// its clients classic strings anyway, and casting every batch from views cost as much CPU
     /// as the scan.
     pub classic_strings: bool,
+    /// Settings of the object stores (S3, GCS, Azure, HTTP) the session reads and writes.
+    pub store_options: StoreOptions,
 }
 
 /// Parses a size such as `4g`, `512MB`, `1.5GiB` or `1000000` (bytes).
@@ -79,7 +83,9 @@ pub fn create_context(options: &SessionOptions) -> Result<SessionContext, Sessio
     }
     let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_option_extension(settings);
+        .with_option_extension(settings)
+        // Tables with store options of their own build their stores over the session's.
+        .with_extension(Arc::new(options.store_options.clone()));
     // DataFusion fetches the last 512 KiB of a Parquet file to find its footer in one read. A
     // lake's files are often smaller than that and their footers a few KiB (1.7 KiB in the
     // generated lake), so opening a lake of 365 daily files read 186 MB, most of every file, and
@@ -98,7 +104,8 @@ pub fn create_context(options: &SessionOptions) -> Result<SessionContext, Sessio
         }
         config = config.with_target_partitions(threads);
     }
-    let mut runtime = RuntimeEnvBuilder::new();
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(StoreRegistry::new(options.store_options.clone())));
     if let Some(limit) = options.memory_limit {
         // A fair spill pool gives each spilling operator its share, so a big sort spills to disk
         // instead of failing the query.

@@ -12,6 +12,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::object_stores::{Location, as_folder};
+
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 
@@ -34,14 +36,31 @@ pub enum PolicyError {
     )]
     Setting { variable: String },
     #[error(
-        "{what} '{location}' is outside the lake '{}': tables and outputs must be inside it",
-        .lake.display()
+        "{what} '{location}' is outside the lake '{lake}': tables and outputs must be inside it"
     )]
     OutsideLake {
         what: &'static str,
         location: String,
-        lake: PathBuf,
+        lake: String,
     },
+}
+
+/// Where a lake is, as the policy compares locations with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LakeRoot {
+    /// A folder, absolute and normalised.
+    Folder(PathBuf),
+    /// An object-store prefix ending in `/`, such as `s3://bucket/lake/`.
+    Prefix(String),
+}
+
+impl std::fmt::Display for LakeRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Folder(path) => write!(f, "{}", path.display()),
+            Self::Prefix(prefix) => f.write_str(prefix),
+        }
+    }
 }
 
 /// What the server lets its clients do.
@@ -49,17 +68,18 @@ pub enum PolicyError {
 pub struct SqlPolicy {
     /// DDL, DML and COPY are allowed.
     pub allow_writes: bool,
-    /// The folder every table and output must be inside, absolute and normalised.
-    pub lake: PathBuf,
+    /// Where every table and output must be.
+    lake: LakeRoot,
 }
 
 impl SqlPolicy {
-    /// A policy for a lake folder, which need not be given absolute.
-    pub fn new(allow_writes: bool, lake: &Path) -> Self {
-        Self {
-            allow_writes,
-            lake: absolute(lake),
-        }
+    /// A policy for a lake: a folder, which need not be given absolute, or an object-store prefix.
+    pub fn new(allow_writes: bool, lake: &Location) -> Self {
+        let lake = match lake {
+            Location::Local(folder) => LakeRoot::Folder(absolute(folder)),
+            Location::Remote(url) => LakeRoot::Prefix(as_folder(url).to_string()),
+        };
+        Self { allow_writes, lake }
     }
 
     /// Checks every node of `plan`, subqueries and explained plans included.
@@ -125,18 +145,20 @@ impl SqlPolicy {
         let outside = || PolicyError::OutsideLake {
             what,
             location: location.to_string(),
-            lake: self.lake.clone(),
+            lake: self.lake.to_string(),
         };
-        let path = match location.split_once("://") {
-            Some(("file", path)) => path,
-            Some(_) => return Err(outside()),
-            None => location,
+        let inside = match (&self.lake, location.split_once("://")) {
+            (LakeRoot::Folder(folder), None) => absolute(Path::new(location)).starts_with(folder),
+            (LakeRoot::Folder(folder), Some(("file", path))) => {
+                absolute(Path::new(path)).starts_with(folder)
+            }
+            // `..` in a URL is not resolved by object stores, but refused here all the same.
+            (LakeRoot::Prefix(prefix), Some(_)) => {
+                location.starts_with(prefix.as_str()) && !location.split('/').any(|s| s == "..")
+            }
+            _ => false,
         };
-        if absolute(Path::new(path)).starts_with(&self.lake) {
-            Ok(())
-        } else {
-            Err(outside())
-        }
+        if inside { Ok(()) } else { Err(outside()) }
     }
 }
 
@@ -189,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn read_only_refuses_ddl_dml_copy_and_server_settings() {
-        let policy = SqlPolicy::new(false, Path::new("/lake"));
+        let policy = SqlPolicy::new(false, &Location::Local("/lake".into()));
         for (sql, named) in [
             ("CREATE VIEW v AS SELECT 1", "CreateView"),
             ("DROP TABLE t", "DropTable"),
@@ -212,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn read_only_allows_queries_and_the_connection_calendar() {
-        let policy = SqlPolicy::new(false, Path::new("/lake"));
+        let policy = SqlPolicy::new(false, &Location::Local("/lake".into()));
         for sql in [
             "SELECT a FROM t WHERE a IN (SELECT a FROM t)",
             "EXPLAIN SELECT 1",
@@ -225,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_stay_inside_the_lake_and_away_from_server_limits() {
-        let policy = SqlPolicy::new(true, Path::new("/lake"));
+        let policy = SqlPolicy::new(true, &Location::Local("/lake".into()));
         for sql in [
             "INSERT INTO t VALUES (1)",
             "COPY (SELECT 1) TO '/lake/out/x.csv'",
@@ -246,6 +268,25 @@ mod tests {
                 "SET datafusion.runtime.memory_limit = '1G'",
                 "datafusion.runtime.memory_limit",
             ),
+        ] {
+            let error = refusal(&policy, sql).await;
+            assert!(error.contains(named), "{sql}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lake_in_a_bucket_keeps_writes_under_its_prefix() {
+        let lake = Location::parse("s3://bucket/lake").unwrap();
+        let policy = SqlPolicy::new(true, &lake);
+        let inside = "COPY (SELECT 1) TO 's3://bucket/lake/out/x.csv'";
+        assert_eq!(policy.check(&plan(inside).await), Ok(()));
+        for (sql, named) in [
+            (
+                "COPY (SELECT 1) TO 's3://bucket/lakehouse/x.csv'",
+                "outside the lake 's3://bucket/lake/'",
+            ),
+            ("COPY (SELECT 1) TO 's3://bucket/lake/../x.csv'", "outside"),
+            ("COPY (SELECT 1) TO '/tmp/x.csv'", "outside"),
         ] {
             let error = refusal(&policy, sql).await;
             assert!(error.contains(named), "{sql}: {error}");

@@ -110,3 +110,21 @@ pub(crate) fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .map(|r| r.expect("valid csv").iter().map(str::to_string).collect())
         .collect()
 }
+
+/// Every file under `dir` (not the folders), sorted.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a readable folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
