@@ -401,11 +401,6 @@ impl StoreRegistry {
             options,
         }
     }
-
-    /// The options stores are built with.
-    pub fn options(&self) -> &StoreOptions {
-        &self.options
-    }
 }
 
 impl ObjectStoreRegistry for StoreRegistry {
