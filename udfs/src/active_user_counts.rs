@@ -190,11 +190,30 @@ impl ActiveUserCountsAccumulator {
     /// what the previous day's windows already cover. Days of one actor must come in order, within
     /// the range given to [`expect_days`](Self::expect_days).
     pub(crate) fn add_active_day(&mut self, day: i32, previous: Option<i32>) {
+        self.add_active_actors(day, 1);
+        self.add_window_starts(day, previous);
+    }
+
+    /// The part of [`add_active_day`](Self::add_active_day) that is the same for all `actors`
+    /// active on `day`, whatever their previous days: a window opened on `day` always ends
+    /// `window` days later (the previous day's windows end sooner), and a daily window always
+    /// starts on the day. A caller that knows how many actors a day has adds them at once here,
+    /// and each actor's own part with [`add_window_starts`](Self::add_window_starts).
+    pub(crate) fn add_active_actors(&mut self, day: i32, actors: i64) {
+        let at = |day: i32| (day - self.base) as usize;
+        self.diffs[0][at(day)] += actors;
         for (counter, window) in WINDOWS.iter().enumerate() {
+            self.diffs[counter][at(day + window)] -= actors;
+        }
+    }
+
+    /// Starts the weekly and monthly windows of an actor active on `day`: on the day, or where
+    /// the window of its `previous` day ends if that is later.
+    pub(crate) fn add_window_starts(&mut self, day: i32, previous: Option<i32>) {
+        debug_assert!(previous.is_none_or(|previous| previous < day));
+        for (counter, window) in WINDOWS.iter().enumerate().skip(1) {
             let start = previous.map_or(day, |previous| day.max(previous + window));
-            if start < day + window {
-                self.add_interval(counter, (start, day + window));
-            }
+            self.diffs[counter][(start - self.base) as usize] += 1;
         }
     }
 
@@ -211,12 +230,6 @@ impl ActiveUserCountsAccumulator {
             self.add_active_day(day, previous);
             previous = Some(day);
         }
-    }
-
-    fn add_interval(&mut self, counter: usize, (start, end): (i32, i32)) {
-        let diff = &mut self.diffs[counter];
-        diff[(start - self.base) as usize] += 1;
-        diff[(end - self.base) as usize] -= 1;
     }
 
     /// The report's days, `first..end`.

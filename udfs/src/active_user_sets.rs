@@ -168,9 +168,12 @@ impl Accumulator for ActiveUserSetsAccumulator {
             counts.expect_days(first, days.last().unwrap_or(first));
         }
         for (day, actors) in self.days.periods() {
+            // What the day's actors share is added once, by their count; the inner loop only
+            // starts each actor's windows.
+            counts.add_active_actors(day, actors.len() as i64);
             actors.for_each(|actor| {
                 let previous = previous_days.entry(actor);
-                counts.add_active_day(day, (*previous != NEVER).then_some(*previous));
+                counts.add_window_starts(day, (*previous != NEVER).then_some(*previous));
                 *previous = day;
             });
         }

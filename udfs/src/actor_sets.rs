@@ -7,6 +7,13 @@
 //! sets of partial aggregates merge by OR. Visiting the periods in order then gives each actor's
 //! active periods in order, which is all the folds need.
 //!
+//! Each period's bitset spans only the range of that period's own actors: with ids handed out over
+//! time, early periods hold fewer words, and no period is grown or copied because a later one
+//! holds higher ids. New memory is most of what the sets cost (page faults were a fifth of
+//! `active_users`' CPU when every period spanned every actor, with room to grow), so a period
+//! grows by a quarter of its width at least, not by doubling, and a merged period that is new
+//! is a copy of the state's words, not an OR into zeros.
+//!
 //! Bitsets cost the width of the actors' range in every period, so they are kept only while all of
 //! them fit in [`DENSE_BUDGET_WORDS`]; past that (ids spread over a wide range) the sets turn into
 //! sorted lists of ids, which cost the number of (actor, period) pairs instead.
@@ -35,11 +42,10 @@ pub(crate) struct ActorSets {
 
 #[derive(Debug)]
 enum Sets {
-    /// Bit `actor - base` of each period's words; `base` is a multiple of 64.
+    /// Each period's bits; `words` counts the words of all periods together.
     Dense {
-        base: i64,
         words: usize,
-        periods: BTreeMap<i32, Vec<u64>>,
+        periods: BTreeMap<i32, Bits>,
     },
     /// Each period's actors, sorted and without repeats up to `sorted`, then as they came.
     Sparse { periods: BTreeMap<i32, SparseSet> },
@@ -48,11 +54,67 @@ enum Sets {
 impl Default for Sets {
     fn default() -> Self {
         Sets::Dense {
-            base: 0,
             words: 0,
             periods: BTreeMap::new(),
         }
     }
+}
+
+/// Bit `actor - base` of `words` is set for each actor of one period; `base` is a multiple of 64.
+#[derive(Debug)]
+struct Bits {
+    base: i64,
+    words: Vec<u64>,
+}
+
+impl Bits {
+    fn covers(&self, low: i64, high: i64) -> bool {
+        word_of(self.base, self.words.len(), low).is_some()
+            && word_of(self.base, self.words.len(), high).is_some()
+    }
+
+    fn set(&self) -> ActorSet<'_> {
+        ActorSet::Bits {
+            base: self.base,
+            words: &self.words,
+        }
+    }
+}
+
+/// The first word's actor and the number of words of a bitset over `low..=high`, if it has at
+/// most [`DENSE_BUDGET_WORDS`] words.
+fn bitset_range(low: i64, high: i64) -> Option<(i64, usize)> {
+    let first = low.div_euclid(WORD_BITS);
+    let words = i128::from(high.div_euclid(WORD_BITS)) - i128::from(first) + 1;
+    let words = usize::try_from(words)
+        .ok()
+        .filter(|words| *words <= DENSE_BUDGET_WORDS)?;
+    Some((first * WORD_BITS, words))
+}
+
+/// Whether the bitsets still fit once period `key` holds `words` words from actor `base`: all
+/// periods' words within the budget, and the range of all actors too, since
+/// [`ActorSets::actor_map`] spans it.
+fn dense_fits(
+    periods: &BTreeMap<i32, Bits>,
+    total: usize,
+    key: i32,
+    base: i64,
+    words: usize,
+) -> bool {
+    let old = periods.get(&key).map_or(0, |bits| bits.words.len());
+    let end = |base: i64, words: usize| i128::from(base) + words as i128 * i128::from(WORD_BITS);
+    let (low, high) =
+        periods
+            .values()
+            .fold((i128::from(base), end(base, words)), |(low, high), bits| {
+                (
+                    low.min(i128::from(bits.base)),
+                    high.max(end(bits.base, bits.words.len())),
+                )
+            });
+    (total - old).saturating_add(words) <= DENSE_BUDGET_WORDS
+        && high - low <= DENSE_BUDGET_WORDS as i128 * i128::from(WORD_BITS)
 }
 
 #[derive(Debug, Default)]
@@ -131,26 +193,16 @@ impl ActorSets {
         else {
             return;
         };
-        if let Sets::Dense {
-            base,
-            words,
-            periods,
-        } = &mut self.sets
-            && (word_of(*base, *words, low).is_none() || word_of(*base, *words, high).is_none())
-        {
-            let count = periods_after_adding(periods, key);
-            self.widen(low, high, count);
-        }
+        self.make_room(key, low, high);
         match &mut self.sets {
-            Sets::Dense {
-                base,
-                words,
-                periods,
-            } => {
-                let set = periods.entry(key).or_insert_with(|| vec![0; *words]);
+            Sets::Dense { periods, .. } => {
+                let Some(bits) = periods.get_mut(&key) else {
+                    return;
+                };
                 for actor in actors {
-                    let offset = (actor - *base) as u64;
-                    set[(offset / WORD_BITS as u64) as usize] |= 1 << (offset % WORD_BITS as u64);
+                    let offset = (actor - bits.base) as u64;
+                    bits.words[(offset / WORD_BITS as u64) as usize] |=
+                        1 << (offset % WORD_BITS as u64);
                 }
             }
             Sets::Sparse { periods } => {
@@ -160,53 +212,48 @@ impl ActorSets {
         }
     }
 
-    /// Makes the bitsets hold `low..=high` when `periods` of them fit the budget; otherwise turns
-    /// them into lists.
-    fn widen(&mut self, low: i64, high: i64, periods: usize) {
-        let Sets::Dense {
-            base,
-            words,
-            periods: sets,
-        } = &mut self.sets
-        else {
+    /// Makes the bitset of period `key` hold `low..=high` while all bitsets fit the budget;
+    /// otherwise turns the sets into lists.
+    fn make_room(&mut self, key: i32, low: i64, high: i64) {
+        let Sets::Dense { words, periods } = &mut self.sets else {
             return;
         };
-        let (old_low, old_high) = match *words {
-            0 => (low, high),
-            _ => (*base, *base + *words as i64 * WORD_BITS - 1),
+        let range = match periods.get(&key) {
+            Some(bits) if bits.covers(low, high) => return,
+            Some(bits) => {
+                // Grow by a quarter of the width at least, so that ids arriving in any order cost
+                // amortised constant time, with little room left unused.
+                let width = bits.words.len() as i64 * WORD_BITS;
+                let grow = (width / 4).max(WORD_BITS);
+                let old_high = bits.base + (width - 1);
+                let new_low = if low < bits.base {
+                    low.min(bits.base.saturating_sub(grow))
+                } else {
+                    bits.base
+                };
+                let new_high = if high > old_high {
+                    high.max(old_high.saturating_add(grow))
+                } else {
+                    old_high
+                };
+                bitset_range(new_low, new_high)
+            }
+            None => bitset_range(low, high),
         };
-        // Grow by at least the current width, so that ids arriving in any order cost amortised
-        // constant time.
-        let grow = *words as i64 * WORD_BITS;
-        let new_low = if low < old_low {
-            low.min(old_low.saturating_sub(grow))
-        } else {
-            old_low
-        };
-        let new_high = if high > old_high {
-            high.max(old_high.saturating_add(grow))
-        } else {
-            old_high
-        };
-        let new_base = new_low.div_euclid(WORD_BITS) * WORD_BITS;
-        let new_words = (new_high.div_euclid(WORD_BITS) - new_base / WORD_BITS + 1) as u64;
-        let fits = usize::try_from(new_words)
-            .ok()
-            .and_then(|words| words.checked_mul(periods.max(1)))
-            .is_some_and(|total| total <= DENSE_BUDGET_WORDS);
-        if !fits {
+        let old_words = periods.get(&key).map_or(0, |bits| bits.words.len());
+        let Some((base, new_words)) =
+            range.filter(|(base, new_words)| dense_fits(periods, *words, key, *base, *new_words))
+        else {
             self.make_sparse();
             return;
+        };
+        let mut grown = vec![0; new_words];
+        if let Some(old) = periods.get(&key) {
+            let shift = ((old.base - base) / WORD_BITS) as usize;
+            grown[shift..shift + old.words.len()].copy_from_slice(&old.words);
         }
-        let new_words = new_words as usize;
-        let shift = ((*base - new_base) / WORD_BITS) as usize;
-        for set in sets.values_mut() {
-            let mut grown = vec![0; new_words];
-            grown[shift..shift + set.len()].copy_from_slice(set);
-            *set = grown;
-        }
-        *base = new_base;
-        *words = new_words;
+        *words = *words - old_words + new_words;
+        periods.insert(key, Bits { base, words: grown });
     }
 
     fn make_sparse(&mut self) {
@@ -232,11 +279,9 @@ impl ActorSets {
     /// [`compact`](Self::compact)).
     pub(crate) fn periods(&self) -> Box<dyn Iterator<Item = (i32, ActorSet<'_>)> + '_> {
         match &self.sets {
-            Sets::Dense { base, periods, .. } => Box::new(
-                periods
-                    .iter()
-                    .map(|(key, words)| (*key, ActorSet::Bits { base: *base, words })),
-            ),
+            Sets::Dense { periods, .. } => {
+                Box::new(periods.iter().map(|(key, bits)| (*key, bits.set())))
+            }
             Sets::Sparse { periods } => Box::new(
                 periods
                     .iter()
@@ -248,9 +293,7 @@ impl ActorSets {
     /// The actors of period `key` (after [`compact`](Self::compact)).
     pub(crate) fn set(&self, key: i32) -> Option<ActorSet<'_>> {
         match &self.sets {
-            Sets::Dense { base, periods, .. } => periods
-                .get(&key)
-                .map(|words| ActorSet::Bits { base: *base, words }),
+            Sets::Dense { periods, .. } => periods.get(&key).map(Bits::set),
             Sets::Sparse { periods } => periods.get(&key).map(|set| ActorSet::Sorted(&set.actors)),
         }
     }
@@ -259,11 +302,20 @@ impl ActorSets {
     /// hash map for lists.
     pub(crate) fn actor_map<T: Copy>(&self, empty: T) -> ActorMap<T> {
         match &self.sets {
-            Sets::Dense { base, words, .. } => ActorMap::Dense {
-                base: *base,
-                values: vec![empty; *words * WORD_BITS as usize],
-                empty,
-            },
+            Sets::Dense { periods, .. } => {
+                let low = periods.values().map(|bits| bits.base).min().unwrap_or(0);
+                // The range fits the budget (`dense_fits`), so its length fits a usize.
+                let length = periods
+                    .values()
+                    .map(|bits| (bits.base - low) as usize + bits.words.len() * WORD_BITS as usize)
+                    .max()
+                    .unwrap_or(0);
+                ActorMap::Dense {
+                    base: low,
+                    values: vec![empty; length],
+                    empty,
+                }
+            }
             Sets::Sparse { .. } => ActorMap::Sparse {
                 values: HashMap::new(),
                 empty,
@@ -271,20 +323,23 @@ impl ActorSets {
         }
     }
 
-    /// The sets as state values: keys, the dense base (NULL for lists), the length of each
-    /// period's items, and the items (bitset words, or actor ids).
+    /// The sets as state values: keys, each period's dense base (NULL for lists), the length of
+    /// each period's items, and the items (bitset words, or actor ids).
     pub(crate) fn state(&mut self) -> [ScalarValue; 4] {
         let mut keys = Vec::new();
         let mut lengths = Vec::new();
         let mut items = Vec::new();
-        let base = match &mut self.sets {
-            Sets::Dense { base, periods, .. } => {
-                for (key, set) in periods.iter() {
+        let bases = match &mut self.sets {
+            Sets::Dense { periods, words } => {
+                let mut bases = Vec::with_capacity(periods.len());
+                items.reserve_exact(*words);
+                for (key, bits) in periods.iter() {
                     keys.push(*key);
-                    lengths.push(set.len() as i64);
-                    items.extend(set.iter().map(|word| *word as i64));
+                    bases.push(bits.base);
+                    lengths.push(bits.words.len() as i64);
+                    items.extend(bits.words.iter().map(|word| *word as i64));
                 }
-                Some(*base)
+                single_list(Arc::new(Int64Array::from(bases)))
             }
             Sets::Sparse { periods } => {
                 for (key, set) in periods.iter_mut() {
@@ -293,12 +348,15 @@ impl ActorSets {
                     lengths.push(set.actors.len() as i64);
                     items.extend_from_slice(&set.actors);
                 }
-                None
+                ScalarValue::List(Arc::new(ListArray::new_null(
+                    Arc::new(Field::new_list_field(DataType::Int64, true)),
+                    1,
+                )))
             }
         };
         [
             single_list(Arc::new(Int32Array::from(keys))),
-            ScalarValue::Int64(base),
+            bases,
             single_list(Arc::new(Int64Array::from(lengths))),
             single_list(Arc::new(Int64Array::from(items))),
         ]
@@ -308,7 +366,7 @@ impl ActorSets {
     pub(crate) fn state_types() -> [(&'static str, DataType); 4] {
         [
             ("keys", list_of(DataType::Int32)),
-            ("base", DataType::Int64),
+            ("bases", list_of(DataType::Int64)),
             ("lengths", list_of(DataType::Int64)),
             ("items", list_of(DataType::Int64)),
         ]
@@ -326,18 +384,24 @@ impl ActorSets {
         let lengths = lengths.as_primitive::<Int64Type>().values();
         let items = list(3);
         let items = items.as_primitive::<Int64Type>().values();
-        let bases = states[1].as_primitive::<Int64Type>();
+        let bases = states[1].as_list::<i32>();
+        let bases = bases.is_valid(row).then(|| bases.value(row));
+        let bases = bases
+            .as_ref()
+            .map(|bases| bases.as_primitive::<Int64Type>().values());
+        if bases.is_some_and(|bases| bases.len() != keys.len()) {
+            return exec_err!("actor sets: a state holds a base for some periods only");
+        }
         let mut start = 0;
-        for (key, length) in keys.iter().zip(lengths.iter()) {
+        for (index, (key, length)) in keys.iter().zip(lengths.iter()).enumerate() {
             let end = start + *length as usize;
             if end > items.len() {
                 return exec_err!("actor sets: a state holds fewer items than its lengths say");
             }
             let part = &items[start..end];
-            if bases.is_valid(row) {
-                self.merge_words(*key, bases.value(row), part);
-            } else {
-                self.add_run(*key, part.iter().copied());
+            match bases {
+                Some(bases) => self.merge_words(*key, bases[index], part),
+                None => self.add_run(*key, part.iter().copied()),
             }
             start = end;
         }
@@ -355,26 +419,28 @@ impl ActorSets {
         };
         let low = from + first as i64 * WORD_BITS;
         let high = from + (last as i64 + 1) * WORD_BITS - 1;
+        let words = &words[first..=last];
         if let Sets::Dense {
-            base,
-            words: width,
+            words: total,
             periods,
         } = &mut self.sets
-            && (word_of(*base, *width, low).is_none() || word_of(*base, *width, high).is_none())
+            && !periods.contains_key(&key)
+            && dense_fits(periods, *total, key, low, words.len())
         {
-            let count = periods_after_adding(periods, key);
-            self.widen(low, high, count);
+            // A period no other state had so far: its words as they are.
+            *total += words.len();
+            let words = words.iter().map(|word| *word as u64).collect();
+            periods.insert(key, Bits { base: low, words });
+            return;
         }
-        let words = &words[first..=last];
+        self.make_room(key, low, high);
         match &mut self.sets {
-            Sets::Dense {
-                base,
-                words: width,
-                periods,
-            } => {
-                let set = periods.entry(key).or_insert_with(|| vec![0; *width]);
-                let offset = ((low - *base) / WORD_BITS) as usize;
-                for (into, word) in set[offset..].iter_mut().zip(words) {
+            Sets::Dense { periods, .. } => {
+                let Some(bits) = periods.get_mut(&key) else {
+                    return;
+                };
+                let offset = ((low - bits.base) / WORD_BITS) as usize;
+                for (into, word) in bits.words[offset..].iter_mut().zip(words) {
                     *into |= *word as u64;
                 }
             }
@@ -389,18 +455,13 @@ impl ActorSets {
 
     pub(crate) fn size(&self) -> usize {
         match &self.sets {
-            Sets::Dense { words, periods, .. } => periods.len() * (words * 8 + 48),
+            Sets::Dense { words, periods } => words * 8 + periods.len() * 48,
             Sets::Sparse { periods } => periods
                 .values()
                 .map(|set| set.actors.capacity() * 8 + 64)
                 .sum(),
         }
     }
-}
-
-/// How many periods there will be once `key` has one.
-fn periods_after_adding<T>(periods: &BTreeMap<i32, T>, key: i32) -> usize {
-    periods.len() + usize::from(!periods.contains_key(&key))
 }
 
 /// The positions of the set bits of `words`, ascending.
@@ -471,6 +532,16 @@ impl<'a> ActorSet<'a> {
                 }
             }
             ActorSet::Sorted(actors) => actors.iter().for_each(|actor| visit(*actor)),
+        }
+    }
+
+    /// How many actors the set holds.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            ActorSet::Bits { words, .. } => {
+                words.iter().map(|word| word.count_ones() as usize).sum()
+            }
+            ActorSet::Sorted(actors) => actors.len(),
         }
     }
 
@@ -559,6 +630,40 @@ mod tests {
             collected(&mut sets),
             vec![(1, vec![100, 1000]), (3, vec![-70, 5, 100])]
         );
+    }
+
+    /// Each period's words, by key.
+    fn widths(sets: &ActorSets) -> Vec<(i32, usize)> {
+        let Sets::Dense { periods, .. } = &sets.sets else {
+            panic!("the sets are lists");
+        };
+        periods
+            .iter()
+            .map(|(key, bits)| (*key, bits.words.len()))
+            .collect()
+    }
+
+    #[test]
+    fn each_bitset_spans_its_own_period_s_actors() {
+        let mut sets = ActorSets::default();
+        // Period 1: actors 0..64 (one word); period 2: 640_000..640_128 (two words).
+        add(&mut sets, &[(1, 3), (1, 60), (2, 640_000), (2, 640_127)]);
+        assert_eq!(widths(&sets), vec![(1, 1), (2, 2)]);
+        let mut merged = merged(&mut [sets]);
+        assert_eq!(widths(&merged), vec![(1, 1), (2, 2)]);
+        assert_eq!(
+            collected(&mut merged),
+            vec![(1, vec![3, 60]), (2, vec![640_000, 640_127])]
+        );
+    }
+
+    #[test]
+    fn periods_far_apart_turn_into_lists_though_each_is_narrow() {
+        // Each period needs one word, but a map over all actors would span 2^40 of them.
+        let mut sets = ActorSets::default();
+        add(&mut sets, &[(1, 5), (2, 1 << 40)]);
+        assert!(matches!(sets.sets, Sets::Sparse { .. }));
+        assert_eq!(collected(&mut sets), vec![(1, vec![5]), (2, vec![1 << 40])]);
     }
 
     #[test]
