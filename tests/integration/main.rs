@@ -14,3 +14,4 @@ mod repl;
 mod revenue_properties;
 mod server;
 mod support;
+mod survey_properties;
