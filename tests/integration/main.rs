@@ -19,3 +19,4 @@ mod revenue_properties;
 mod s3_server;
 mod server;
 mod support;
+mod survey_properties;

@@ -10,29 +10,35 @@ mod active_user_sets;
 mod active_users;
 mod actor_sets;
 mod adoption_rate;
+mod ces;
 mod churn_rate;
 mod churn_risk;
 mod cohort_counts;
 mod cohort_retention;
 mod cohort_sets;
+mod compounded_revenue;
 mod feature_adoption;
 mod fold;
 mod funnel;
 mod input_provider;
+mod k_factor;
 mod lifecycle;
 mod lifecycle_counts;
 mod lifecycle_sets;
 mod ltv;
 mod mrr_history;
+mod nps;
 mod number_arguments;
 mod options;
 mod period;
 mod period_diff;
 mod period_start;
 mod retention;
+mod retention_rate;
 mod revenue_churn;
 mod revenue_movements;
 mod rolling_cohort_counts;
+mod score_sums;
 mod sequence_count;
 mod sequence_match;
 mod sequence_pattern;
@@ -64,6 +70,8 @@ fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(churn_rate::ChurnRate::new()),
         ScalarUDF::from(to_mrr::ToMrr::new()),
         ScalarUDF::from(ltv::Ltv::new()),
+        ScalarUDF::from(retention_rate::RetentionRate::new()),
+        ScalarUDF::from(compounded_revenue::CompoundedRevenue::new()),
     ]
 }
 
@@ -87,6 +95,9 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(usage_frequency_sets::UsageFrequencySets::new()),
         AggregateUDF::from(window_funnel::WindowFunnel::new()),
         AggregateUDF::from(window_funnel_events::WindowFunnelEvents::new()),
+        AggregateUDF::from(nps::Nps::new()),
+        AggregateUDF::from(ces::Ces::new()),
+        AggregateUDF::from(k_factor::KFactor::new()),
     ]
 }
 

@@ -1,5 +1,6 @@
-//! The numeric arguments of the revenue scalars (`churn_rate`, `ltv`, `to_mrr`): each accepts any
-//! integer, float or DECIMAL, lists a few example signatures in `SHOW FUNCTIONS`, and names a
+//! The numeric arguments of the revenue scalars (`churn_rate`, `ltv`, `to_mrr`, `retention_rate`,
+//! `compounded_revenue`) and of the survey aggregates (`nps`, `ces`): each accepts any integer,
+//! float or DECIMAL, lists a few example signatures in `SHOW FUNCTIONS`, and names a
 //! wrong argument, its expression and its type at planning, where DataFusion would only say that
 //! no signature matched.
 
@@ -7,9 +8,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, plan_err};
-use datafusion::logical_expr::{ColumnarValue, Signature, TypeSignature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, Signature, TypeSignature, Volatility,
+};
 
 /// The signature of a function of numbers with as many arguments as one of `arities`.
 ///
@@ -56,6 +59,108 @@ pub(crate) fn check_number_argument(function: &str, argument: &str, field: &Fiel
         )
     }
 }
+
+/// The DOUBLE result field of `function` called with `fields`, checked at planning: it takes the
+/// numbers `arguments`, of which the first `required` must be given; `syntax` is its call as the
+/// documentation writes it, for the error that a wrong count of arguments gives.
+pub(crate) fn double_of_numbers(
+    function: &str,
+    syntax: &str,
+    arguments: &[&str],
+    required: usize,
+    fields: &[FieldRef],
+) -> Result<FieldRef> {
+    if !(required..=arguments.len()).contains(&fields.len()) {
+        let count = if required == arguments.len() {
+            required.to_string()
+        } else {
+            format!("{required} to {}", arguments.len())
+        };
+        return plan_err!(
+            "{function} takes {count} arguments, {syntax}, but was given {}",
+            fields.len()
+        );
+    }
+    for (field, argument) in fields.iter().zip(arguments) {
+        check_number_argument(function, argument, field)?;
+    }
+    Ok(Arc::new(Field::new(function, DataType::Float64, true)))
+}
+
+/// A scalar of three numbers: `value` of each row's arguments as DOUBLEs, NULL where any of them
+/// is NULL, as a scalar when every argument is one.
+pub(crate) fn double_of_three(
+    args: &ScalarFunctionArgs,
+    value: impl Fn(f64, f64, f64) -> Result<Option<f64>>,
+) -> Result<ColumnarValue> {
+    let rows = batch_rows(&args.args, args.number_rows);
+    let columns = args
+        .args
+        .iter()
+        .map(|argument| float_column(argument, rows))
+        .collect::<Result<Vec<_>>>()?;
+    let values = (0..rows)
+        .map(|row| {
+            if columns.iter().any(|column| column.is_null(row)) {
+                return Ok(None);
+            }
+            value(
+                columns[0].value(row),
+                columns[1].value(row),
+                columns[2].value(row),
+            )
+        })
+        .collect::<Result<Float64Array>>()?;
+    float_result(&args.args, values)
+}
+
+/// The methods of `ScalarUDFImpl` that the scalars of three numbers share, for a struct with a
+/// `signature` field from [`number_signature`]: every argument reaches `return_field_from_args`
+/// unchanged, which checks them with [`double_of_numbers`] (`$arguments` named, `$syntax` the call
+/// as documented) and answers DOUBLE.
+macro_rules! three_number_methods {
+    ($name:expr, $syntax:expr, $arguments:expr) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            &self.signature
+        }
+
+        fn coerce_types(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+            Ok(arg_types.to_vec())
+        }
+
+        fn return_type(
+            &self,
+            _arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<datafusion::arrow::datatypes::DataType> {
+            datafusion::common::internal_err!(
+                "{}: return_field_from_args should be called instead",
+                $name
+            )
+        }
+
+        fn return_field_from_args(
+            &self,
+            args: datafusion::logical_expr::ReturnFieldArgs,
+        ) -> datafusion::common::Result<datafusion::arrow::datatypes::FieldRef> {
+            $crate::number_arguments::double_of_numbers(
+                $name,
+                $syntax,
+                &$arguments,
+                $arguments.len(),
+                args.arg_fields,
+            )
+        }
+    };
+}
+
+pub(crate) use three_number_methods;
 
 /// The number of rows to compute: 1 when every argument is a scalar (the result is then a
 /// scalar too), else the batch's.
