@@ -1,7 +1,7 @@
 //! `usagelake gen`: writes a synthetic but realistic sample lake of product-usage data.
 //!
 //! The lake holds the tables the metric functions are built for: `events` (hive-partitioned by
-//! UTC day), `accounts`, `subscriptions`, `invoices` and `features`, plus the `usagelake.toml`
+//! UTC day), `accounts`, `subscriptions`, `invoices`, `features` and `surveys`, plus the `usagelake.toml`
 //! that tells the engine how `events` is partitioned. The data has the shapes those functions
 //! measure (growth, retention, weekly seasonality, feature launches and adoption funnels, revenue
 //! movements, usage that fades before churn), so that they can be tested and demonstrated on it.
@@ -16,6 +16,7 @@ mod events;
 mod features;
 mod parquet_file;
 mod random;
+mod surveys;
 mod vocabulary;
 
 use std::fs;
@@ -41,7 +42,13 @@ date_partition = "date"
 "#;
 const LAKE_CONFIG_FILE: &str = "usagelake.toml";
 const EVENTS_DIR: &str = "events";
-const SINGLE_FILE_TABLES: [&str; 4] = ["accounts", "subscriptions", "invoices", "features"];
+const SINGLE_FILE_TABLES: [&str; 5] = [
+    "accounts",
+    "subscriptions",
+    "invoices",
+    "features",
+    "surveys",
+];
 
 /// What to generate, and where.
 #[derive(Debug, Clone)]
@@ -157,6 +164,8 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     let invoice_rows =
         billing::write_invoices(&table_path("invoices"), &calendar, &facts, options.seed)?;
     let feature_rows = features::write_features(&table_path("features"), &releases)?;
+    let survey_rows =
+        surveys::write_surveys(&table_path("surveys"), &calendar, &facts, options.seed)?;
 
     let config_path = out.join(LAKE_CONFIG_FILE);
     fs::write(&config_path, LAKE_CONFIG).map_err(io_error("write", &config_path))?;
@@ -173,6 +182,7 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
             table("subscriptions", subscription_rows, 1),
             table("invoices", invoice_rows, 1),
             table("features", feature_rows, 1),
+            table("surveys", survey_rows, 1),
         ],
         elapsed: started.elapsed(),
     })

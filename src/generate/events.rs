@@ -239,10 +239,14 @@ struct Session<'a, 'w> {
 fn generate_user(world: &World<'_>, user: u32, out: &mut Vec<Event>) -> u8 {
     let calendar = world.calendar;
     let facts = world.facts;
-    let mut draw = Draw::for_entity(world.stream, u64::from(user) + 1);
-    let device = draw.weighted(&DEVICE_WEIGHTS) as u8;
-    let kind = draw.weighted(&USER_KIND_WEIGHTS);
-    let lifetime_days = draw.exponential(KIND_LIFETIME_MEAN_DAYS[kind]);
+    let (
+        draw,
+        Profile {
+            device,
+            kind,
+            lifetime_days,
+        },
+    ) = user_profile(world.stream, user);
     let account = &facts.accounts[facts.user_account[user as usize] as usize];
     let lapses = facts.lapses(account);
     let signup_us = facts.user_signup_us[user as usize];
@@ -308,8 +312,30 @@ fn generate_user(world: &World<'_>, user: u32, out: &mut Vec<Event>) -> u8 {
     device
 }
 
+/// What a user's first draws decide: its main device, its kind (index into the `KIND_` tables) and
+/// how many days it stays active. The surveys read it too, so that users who stay answer higher.
+pub(crate) struct Profile {
+    pub(crate) device: u8,
+    pub(crate) kind: usize,
+    pub(crate) lifetime_days: f64,
+}
+
+/// User `user`'s generator in the events stream `stream`, after the draws of its [`Profile`].
+pub(crate) fn user_profile(stream: u64, user: u32) -> (Draw, Profile) {
+    let mut draw = Draw::for_entity(stream, u64::from(user) + 1);
+    let device = draw.weighted(&DEVICE_WEIGHTS) as u8;
+    let kind = draw.weighted(&USER_KIND_WEIGHTS);
+    let lifetime_days = draw.exponential(KIND_LIFETIME_MEAN_DAYS[kind]);
+    let profile = Profile {
+        device,
+        kind,
+        lifetime_days,
+    };
+    (draw, profile)
+}
+
 /// How active an account's users are at `ts_us`, from 1 (healthy) down to nearly nothing.
-fn account_activity(lapses: &[Lapse], ts_us: i64) -> f64 {
+pub(crate) fn account_activity(lapses: &[Lapse], ts_us: i64) -> f64 {
     lapses.iter().fold(1.0_f64, |activity, lapse| {
         let fade_start_us = lapse.ends_subscription_us - FADE_DAYS * DAY_US;
         if ts_us >= lapse.ends_subscription_us && ts_us < lapse.resumes_us {

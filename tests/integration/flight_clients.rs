@@ -171,7 +171,8 @@ fn adbc_browses_the_catalog_and_the_server_describes_itself() {
             "events",
             "features",
             "invoices",
-            "subscriptions"
+            "subscriptions",
+            "surveys"
         ]
     );
     let schema = results[1]["columns"].as_array().unwrap();
@@ -275,7 +276,8 @@ fn sqlalchemy_reflects_the_lake_as_superset_does() {
             "events",
             "features",
             "invoices",
-            "subscriptions"
+            "subscriptions",
+            "surveys"
         ])
     );
     let columns = result["columns"]["events"].as_array().unwrap();

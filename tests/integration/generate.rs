@@ -294,6 +294,16 @@ fn tables_have_the_documented_columns_and_types() {
             lake.path().join("features.parquet"),
             vec![("feature", DataType::Utf8), ("released_at", utc())],
         ),
+        (
+            lake.path().join("surveys.parquet"),
+            vec![
+                ("account_id", DataType::Int64),
+                ("user_id", DataType::Int64),
+                ("answered_at", utc()),
+                ("kind", DataType::Utf8),
+                ("score", DataType::Int64),
+            ],
+        ),
     ];
     for (path, columns) in expected {
         let file = File::open(&path).expect("open table file");
@@ -756,5 +766,67 @@ fn an_output_path_that_is_a_file_is_refused() {
     assert_eq!(
         fs::read_to_string(&file).expect("file untouched"),
         "not a directory"
+    );
+}
+
+#[test]
+fn survey_answers_are_on_their_scales_after_signup_and_promoters_use_the_product_more() {
+    let lake = generate(1_500, 180, 5);
+    let mut events_per_user: HashMap<i64, u64> = HashMap::new();
+    let mut signups: HashMap<i64, (i64, i64)> = HashMap::new();
+    for event in all_events(lake.path()) {
+        *events_per_user.entry(event.user_id).or_default() += 1;
+        if event.event == "signup" {
+            signups.insert(event.user_id, (event.ts, event.account_id));
+        }
+    }
+    // Events per NPS answerer, for promoters (9-10) and detractors (0-6).
+    let (mut promoters, mut detractors) = (vec![], vec![]);
+    let mut kinds = BTreeSet::new();
+    let mut previous = i64::MIN;
+    for batch in read_batches(&lake.path().join("surveys.parquet")) {
+        let (accounts, users, answered) = (
+            int64s(&batch, "account_id"),
+            int64s(&batch, "user_id"),
+            timestamps(&batch, "answered_at"),
+        );
+        let (kind, score) = (strings(&batch, "kind"), int64s(&batch, "score"));
+        for row in 0..batch.num_rows() {
+            let kind = kind[row].clone().expect("kind is never null");
+            let (signup, account) = signups[&users[row]];
+            assert_eq!(accounts[row], account, "the user's account");
+            assert!(
+                answered[row] >= signup + 14 * 86_400_000_000,
+                "two weeks after signup"
+            );
+            assert!(answered[row] >= previous, "sorted by answered_at");
+            previous = answered[row];
+            let scale = if kind == "nps" { 0..=10 } else { 1..=7 };
+            assert!(scale.contains(&score[row]), "{kind} {}", score[row]);
+            let events = events_per_user[&users[row]] as f64;
+            match (kind.as_str(), score[row]) {
+                ("nps", 9..) => promoters.push(events),
+                ("nps", ..=6) => detractors.push(events),
+                _ => {}
+            }
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["ces".to_string(), "nps".to_string()])
+    );
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    assert!(
+        promoters.len() > 50 && detractors.len() > 50,
+        "{} {}",
+        promoters.len(),
+        detractors.len()
+    );
+    assert!(
+        mean(&promoters) > 1.5 * mean(&detractors),
+        "promoters {} events, detractors {}",
+        mean(&promoters),
+        mean(&detractors)
     );
 }

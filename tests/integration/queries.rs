@@ -1827,3 +1827,133 @@ fn two_hundred_fifty_adopters_of_a_thousand_users_read_as_a_quarter() {
     ]));
     assert_eq!(rows, [vec!["rate"], vec!["0.25"]]);
 }
+
+/// One NPS or CES answer of `surveys`.
+struct SurveyAnswer {
+    account_id: i64,
+    kind: String,
+    score: i64,
+}
+
+fn read_surveys(lake: &Path) -> Vec<SurveyAnswer> {
+    let mut rows = Vec::new();
+    for batch in read_table(lake, "surveys") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let (account_id, kind, score) = (column("account_id"), column("kind"), column("score"));
+        let account_id = account_id.as_primitive::<Int64Type>();
+        let kind = kind.as_string::<i32>();
+        let score = score.as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            rows.push(SurveyAnswer {
+                account_id: account_id.value(i),
+                kind: kind.value(i).to_string(),
+                score: score.value(i),
+            });
+        }
+    }
+    assert!(rows.len() > 1_000, "the sample lake holds survey answers");
+    rows
+}
+
+/// The NPS of `scores` by its definition: % of 9-10 minus % of 0-6.
+fn net_promoter_score(scores: &[i64]) -> f64 {
+    let promoters = scores.iter().filter(|&&score| score >= 9).count() as f64;
+    let detractors = scores.iter().filter(|&&score| score <= 6).count() as f64;
+    100.0 * (promoters - detractors) / scores.len() as f64
+}
+
+#[test]
+fn nps_by_plan_matches_the_answers_of_each_plan() {
+    let lake = sample_lake();
+    let mut plans: BTreeMap<i64, String> = BTreeMap::new();
+    for batch in read_table(&lake, "accounts") {
+        let column = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+        let (ids, plan) = (column("account_id"), column("plan"));
+        let (ids, plan) = (ids.as_primitive::<Int64Type>(), plan.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            plans.insert(ids.value(i), plan.value(i).to_string());
+        }
+    }
+    // (NPS answers, CES answers) per plan.
+    let mut expected: BTreeMap<String, (Vec<i64>, Vec<i64>)> = BTreeMap::new();
+    for answer in read_surveys(&lake) {
+        let entry = expected
+            .entry(plans[&answer.account_id].clone())
+            .or_default();
+        match answer.kind.as_str() {
+            "nps" => entry.0.push(answer.score),
+            "ces" => entry.1.push(answer.score),
+            other => panic!("unknown survey kind {other}"),
+        }
+    }
+    let rows = run_query("nps_by_plan.sql");
+    assert_eq!(
+        rows[0],
+        ["plan", "nps_answers", "nps", "ces_answers", "ces"]
+    );
+    assert_eq!(rows.len() - 1, expected.len(), "one row per plan");
+    assert_eq!(expected.len(), 4, "four plans");
+    for (row, (plan, (nps, ces))) in rows[1..].iter().zip(&expected) {
+        assert_eq!(&row[0], plan, "ordered by plan");
+        assert_eq!(row[1], nps.len().to_string(), "{plan}: NPS answers");
+        assert_double(
+            &row[2],
+            Some(net_promoter_score(nps)),
+            &format!("{plan}: nps"),
+        );
+        assert_eq!(row[3], ces.len().to_string(), "{plan}: CES answers");
+        let mean = ces.iter().sum::<i64>() as f64 / ces.len() as f64;
+        assert_double(&row[4], Some(mean), &format!("{plan}: ces"));
+    }
+}
+
+#[test]
+fn nps_vs_retention_splits_the_paying_accounts_answers_by_churn() {
+    let lake = sample_lake();
+    let subscriptions = read_subscriptions(&lake);
+    let last_month = subscriptions.iter().map(|row| row.month).max().unwrap();
+    let mut last_paid: BTreeMap<i64, NaiveDate> = BTreeMap::new();
+    for row in &subscriptions {
+        let month = last_paid.entry(row.account_id).or_insert(row.month);
+        *month = (*month).max(row.month);
+    }
+    // Accounts and NPS answers per status.
+    let mut expected: BTreeMap<&str, (BTreeSet<i64>, Vec<i64>)> = BTreeMap::new();
+    for answer in read_surveys(&lake) {
+        let Some(&paid) = last_paid.get(&answer.account_id) else {
+            continue;
+        };
+        if answer.kind != "nps" {
+            continue;
+        }
+        let status = if paid == last_month {
+            "stayed"
+        } else {
+            "churned"
+        };
+        let entry = expected.entry(status).or_default();
+        entry.0.insert(answer.account_id);
+        entry.1.push(answer.score);
+    }
+    let rows = run_query("nps_vs_retention.sql");
+    assert_eq!(rows[0], ["status", "accounts", "answers", "nps"]);
+    assert_eq!(rows.len() - 1, 2, "churned and stayed");
+    for (row, (status, (accounts, scores))) in rows[1..].iter().zip(&expected) {
+        assert_eq!(&row[0], status);
+        assert_eq!(row[1], accounts.len().to_string(), "{status}: accounts");
+        assert_eq!(row[2], scores.len().to_string(), "{status}: answers");
+        assert_double(
+            &row[3],
+            Some(net_promoter_score(scores)),
+            &format!("{status}: nps"),
+        );
+    }
+    // The sample's churned accounts answered lower, as their usage faded.
+    let nps = |status| net_promoter_score(&expected[status].1);
+    assert!(
+        nps("churned") < nps("stayed") - 20.0,
+        "{} {}",
+        nps("churned"),
+        nps("stayed")
+    );
+}

@@ -45,8 +45,8 @@ fn a_statement_spans_lines_until_its_semicolon() {
 fn backslash_d_lists_and_describes_tables() {
     let mut repl = start_repl("repl-describe");
     repl.send_line("\\d").unwrap();
-    repl.exp_string("subscriptions").unwrap();
-    repl.exp_string("5 rows").unwrap();
+    repl.exp_string("surveys").unwrap();
+    repl.exp_string("6 rows").unwrap();
     repl.send_line("\\d events").unwrap();
     repl.exp_regex(r#"ts[^\r\n]*Timestamp\([^\r\n]*"UTC"\)"#)
         .unwrap();
