@@ -58,6 +58,23 @@ impl AdoptionRate {
     }
 }
 
+/// Refuses an argument that is not BOOLEAN (NULL, an untyped NULL literal, is taken), naming it
+/// with an `example` of what to pass; the share aggregates (`adoption_rate`, `k_factor`) count
+/// the rows where it is true.
+pub(crate) fn check_boolean_argument(
+    function: &str,
+    argument: &str,
+    example: &str,
+    data_type: &DataType,
+) -> Result<()> {
+    if matches!(data_type, DataType::Boolean | DataType::Null) {
+        return Ok(());
+    }
+    plan_err!(
+        "{function}: argument {argument} must be a BOOLEAN (such as {example}), not {data_type}"
+    )
+}
+
 impl AggregateUDFImpl for AdoptionRate {
     fn name(&self) -> &str {
         NAME
@@ -68,13 +85,7 @@ impl AggregateUDFImpl for AdoptionRate {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !matches!(arg_types[1], DataType::Boolean | DataType::Null) {
-            return plan_err!(
-                "{NAME}: argument adopted must be a BOOLEAN (such as feature = 'workflows'), \
-                 not {}",
-                arg_types[1]
-            );
-        }
+        check_boolean_argument(NAME, "adopted", "feature = 'workflows'", &arg_types[1])?;
         Ok(DataType::Float64)
     }
 

@@ -15,7 +15,7 @@ use std::mem::size_of_val;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef, UInt64Type};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -23,6 +23,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::adoption_rate::check_boolean_argument;
 use crate::fold::{list_of, state_field};
 
 const NAME: &str = "k_factor";
@@ -81,13 +82,7 @@ impl AggregateUDFImpl for KFactor {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !matches!(arg_types[2], DataType::Boolean | DataType::Null) {
-            return plan_err!(
-                "{NAME}: argument converted must be a BOOLEAN (such as signed_up_at IS NOT \
-                 NULL), not {}",
-                arg_types[2]
-            );
-        }
+        check_boolean_argument(NAME, "converted", "signed_up_at IS NOT NULL", &arg_types[2])?;
         Ok(DataType::Float64)
     }
 
