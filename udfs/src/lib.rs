@@ -36,6 +36,7 @@ mod period_start;
 mod retention;
 mod retention_rate;
 mod revenue_churn;
+mod revenue_movement_sets;
 mod revenue_movements;
 mod rolling_cohort_counts;
 mod score_sums;
@@ -89,6 +90,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
         AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
         AggregateUDF::from(mrr_history::MrrHistory::new()),
+        AggregateUDF::from(revenue_movement_sets::RevenueMovementSets::new()),
         AggregateUDF::from(revenue_movements::RevenueMovements::new()),
         AggregateUDF::from(rolling_cohort_counts::RollingCohortCounts::new()),
         AggregateUDF::from(usage_frequency_counts::UsageFrequencyCounts::new()),

@@ -404,18 +404,12 @@ impl<T: ArrowPrimitiveType + Debug> MrrHistoryGroups<T> {
         number: i32,
         sum: T::Native,
     ) -> datafusion::error::DataFusionError {
-        let amount = ScalarValue::new_primitive::<T>(Some(sum), &self.money_type)
-            .map(|value| value.to_string())
-            .unwrap_or_else(|_| format!("{sum:?}"));
         let (account, time) = negatives
             .iter()
             .find(|negative| negative.group == group && negative.number == number)
             .map(|negative| (negative.account.as_str(), negative.time.as_str()))
             .unwrap_or(("?", "?"));
-        exec_datafusion_err!(
-            "account {account} has MRR {amount} at {time}, below zero: the rows of one account \
-             at one snapshot are summed (several subscriptions), and the sum must be 0 or more"
-        )
+        below_zero::<T>(account, sum, &self.money_type, time)
     }
 
     /// Remembers the negative rows of a batch of input rows.
@@ -436,8 +430,28 @@ impl<T: ArrowPrimitiveType + Debug> MrrHistoryGroups<T> {
     }
 }
 
+/// The error for an account whose rows at one snapshot sum to `sum`, below zero.
+pub(crate) fn below_zero<T: ArrowPrimitiveType>(
+    account: &str,
+    sum: T::Native,
+    money_type: &DataType,
+    time: &str,
+) -> datafusion::error::DataFusionError {
+    let amount = ScalarValue::new_primitive::<T>(Some(sum), money_type)
+        .map(|value| value.to_string())
+        .unwrap_or_else(|_| format!("{sum:?}"));
+    exec_datafusion_err!(
+        "account {account} has MRR {amount} at {time}, below zero: the rows of one account at \
+         one snapshot are summed (several subscriptions), and the sum must be 0 or more"
+    )
+}
+
 /// `left + right`, or an error naming the type when the sum overflows it.
-fn add_money<N: ArrowNativeTypeOp>(left: N, right: N, money_type: &DataType) -> Result<N> {
+pub(crate) fn add_money<N: ArrowNativeTypeOp>(
+    left: N,
+    right: N,
+    money_type: &DataType,
+) -> Result<N> {
     left.add_checked(right)
         .map_err(|_| exec_datafusion_err!("{NAME}: a sum of MRR overflows {money_type}"))
 }

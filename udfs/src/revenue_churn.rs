@@ -38,6 +38,7 @@ use datafusion::logical_expr::{
 use crate::lifecycle_counts::next_period_start;
 use crate::mrr_history::{MrrHistory, history_type};
 use crate::period_start::PeriodStart;
+use crate::revenue_movement_sets::RevenueMovementSets;
 use crate::revenue_movements::{CUSTOMER_COLUMNS, MONEY_COLUMNS, RevenueMovements};
 use crate::table_function::{
     BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order, ratio,
@@ -283,67 +284,113 @@ impl MetricTableFunction for RevenueChurn {
             NullEquality::NullEqualsNull,
         )?;
 
-        let history = AggregateUDF::from(MrrHistory::new()).call(vec![
-            col(period_column),
-            cast(Expr::Column(mrr), sum_type.clone()),
-            time.clone(),
-            account.clone(),
-            lit(period.name()),
-        ]);
-        let mut per_account = at_last_snapshots.aggregate(
-            segment_keys.iter().cloned().chain([account]),
-            vec![
-                history.alias("history"),
-                min(col(period_column)).alias("first_period"),
-                max(col(period_column)).alias("last_period"),
-                max(col(snapshot_day)).alias("last_day"),
-            ],
-        )?;
-        if let Some(bound) = after_reported {
-            // The segment's data goes on after the reported periods: one more row per segment,
-            // without an account, carries the first snapshot after them as its last period and
-            // day, so that the report runs to the last reported period (periods without rows
-            // churn) and those that ended by that snapshot are complete.
-            let first_later = "__usagelake_first_later";
-            let account_type = input.actor_type()?;
-            let period_start = ScalarUDF::from(PeriodStart::new());
-            let later_day =
-                period_start.call(vec![col(first_later), lit("day"), lit(input.tz.name())]);
-            let later_period = period_start.call(vec![
-                later_day.clone(),
-                lit(period.name()),
-                lit(input.tz.name()),
-                lit(input.week_start.to_string()),
-            ]);
-            let mut columns = segment_keys.clone();
-            columns.extend([
-                lit(ScalarValue::try_from(&account_type)?).alias("account"),
-                lit(ScalarValue::try_from(&history_type(&sum_type))?).alias("history"),
-                date_literal(None).alias("first_period"),
-                later_period.alias("last_period"),
-                later_day.alias("last_day"),
-            ]);
-            let later = LogicalPlanBuilder::from(input.plan.clone())
-                .filter(counted.and(time.clone().gt_eq(bound)))?
-                .aggregate(segment_keys.clone(), vec![min(time).alias(first_later)])?
-                .project(columns)?
-                .build()?;
-            per_account = per_account.union(later)?;
-        }
-        let movements = AggregateUDF::from(RevenueMovements::new()).call(vec![
-            col("history"),
-            col("first_period"),
-            col("last_period"),
-            col("last_day"),
-            lit(period.name()),
-            date_literal(complete_key),
-        ]);
+        // With `until`, when the segment's data goes on after the reported periods: its first
+        // snapshot after them, as the last period and day of a row without an account, so that
+        // the report runs to the last reported period (periods without rows churn) and those
+        // that ended by that snapshot are complete.
+        let later = match after_reported {
+            Some(bound) => {
+                let first_later = "__usagelake_first_later";
+                let period_start = ScalarUDF::from(PeriodStart::new());
+                let later_day =
+                    period_start.call(vec![col(first_later), lit("day"), lit(input.tz.name())]);
+                let later_period = period_start.call(vec![
+                    later_day.clone(),
+                    lit(period.name()),
+                    lit(input.tz.name()),
+                    lit(input.week_start.to_string()),
+                ]);
+                let firsts = LogicalPlanBuilder::from(input.plan.clone())
+                    .filter(counted.and(time.clone().gt_eq(bound)))?
+                    .aggregate(
+                        segment_keys.clone(),
+                        vec![min(time.clone()).alias(first_later)],
+                    )?;
+                Some((firsts, later_period, later_day))
+            }
+            None => None,
+        };
         // By their unqualified names: a union (with `until`) drops the input's qualifier.
         let unqualified: Vec<Column> = segments
             .iter()
             .map(|segment| Column::from_name(&segment.name))
             .collect();
-        let folded = fold_segments(per_account, &unqualified, movements)?;
+        let null_of = |data_type: &DataType| ScalarValue::try_from(data_type).map(lit);
+        let money = cast(Expr::Column(mrr), sum_type.clone());
+        let complete_until = date_literal(complete_key);
+        let folded = if input.actor_type()?.is_integer() {
+            let (money_column, time_column, account_column) =
+                ("__usagelake_mrr", "__usagelake_time", "__usagelake_account");
+            let mut columns = segment_keys.clone();
+            columns.extend([
+                col(period_column),
+                money.alias(money_column),
+                time.clone().alias(time_column),
+                account.clone().alias(account_column),
+                col(snapshot_day),
+            ]);
+            let mut payments = at_last_snapshots.project(columns)?;
+            if let Some((firsts, later_period, later_day)) = later {
+                let (_, time_field) = input.plan.schema().qualified_field_from_column(&input.ts)?;
+                let time_type = time_field.data_type().clone();
+                let mut columns = segment_keys.clone();
+                columns.extend([
+                    later_period.alias(period_column),
+                    null_of(&sum_type)?.alias(money_column),
+                    null_of(&time_type)?.alias(time_column),
+                    null_of(&input.actor_type()?)?.alias(account_column),
+                    later_day.alias(snapshot_day),
+                ]);
+                payments = payments.union(firsts.project(columns)?.build()?)?;
+            }
+            let sets = AggregateUDF::from(RevenueMovementSets::new()).call(vec![
+                col(period_column),
+                col(money_column),
+                col(time_column),
+                col(account_column),
+                col(snapshot_day),
+                lit(period.name()),
+                complete_until,
+            ]);
+            fold_segments(payments, &unqualified, sets)?
+        } else {
+            let history = AggregateUDF::from(MrrHistory::new()).call(vec![
+                col(period_column),
+                money,
+                time.clone(),
+                account.clone(),
+                lit(period.name()),
+            ]);
+            let mut per_account = at_last_snapshots.aggregate(
+                segment_keys.iter().cloned().chain([account]),
+                vec![
+                    history.alias("history"),
+                    min(col(period_column)).alias("first_period"),
+                    max(col(period_column)).alias("last_period"),
+                    max(col(snapshot_day)).alias("last_day"),
+                ],
+            )?;
+            if let Some((firsts, later_period, later_day)) = later {
+                let mut columns = segment_keys.clone();
+                columns.extend([
+                    null_of(&input.actor_type()?)?.alias("account"),
+                    null_of(&history_type(&sum_type))?.alias("history"),
+                    date_literal(None).alias("first_period"),
+                    later_period.alias("last_period"),
+                    later_day.alias("last_day"),
+                ]);
+                per_account = per_account.union(firsts.project(columns)?.build()?)?;
+            }
+            let movements = AggregateUDF::from(RevenueMovements::new()).call(vec![
+                col("history"),
+                col("first_period"),
+                col("last_period"),
+                col("last_day"),
+                lit(period.name()),
+                complete_until,
+            ]);
+            fold_segments(per_account, &unqualified, movements)?
+        };
 
         // The report's columns, rates included, before the range and LTV.
         let field = |name: &str| get_field(col(FOLDED), name);

@@ -164,6 +164,25 @@ pub(crate) fn row_fields(money_type: &DataType) -> Fields {
     Fields::from(fields)
 }
 
+/// The state of a [`MovementsAccumulator`]: the bounds, then the totals by period number.
+pub(crate) fn movements_state_fields(
+    args: &StateFieldsArgs,
+    money_type: &DataType,
+) -> Vec<FieldRef> {
+    let field = |name: &str, data_type| state_field(args, name, data_type);
+    vec![
+        field("period", DataType::Utf8),
+        field("first_period", DataType::Date32),
+        field("last_period", DataType::Date32),
+        field("last_day", DataType::Date32),
+        field("complete_until", DataType::Date32),
+        field(
+            "totals",
+            list_of(DataType::Struct(Fields::from(totals_fields(money_type)))),
+        ),
+    ]
+}
+
 impl AggregateUDFImpl for RevenueMovements {
     fn name(&self) -> &str {
         NAME
@@ -201,18 +220,7 @@ impl AggregateUDFImpl for RevenueMovements {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let money_type = history_money_type(args.input_fields[0].data_type())?;
-        let field = |name: &str, data_type| state_field(&args, name, data_type);
-        Ok(vec![
-            field("period", DataType::Utf8),
-            field("first_period", DataType::Date32),
-            field("last_period", DataType::Date32),
-            field("last_day", DataType::Date32),
-            field("complete_until", DataType::Date32),
-            field(
-                "totals",
-                list_of(DataType::Struct(Fields::from(totals_fields(&money_type)))),
-            ),
-        ])
+        Ok(movements_state_fields(&args, &money_type))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -222,7 +230,7 @@ impl AggregateUDFImpl for RevenueMovements {
 
 /// One period's movements and counts.
 #[derive(Debug, Clone, Copy, Default)]
-struct Totals<N> {
+pub(crate) struct Totals<N> {
     money: [N; 7],
     customers: [i64; 5],
 }
@@ -241,8 +249,56 @@ fn difference<N: ArrowNativeTypeOp>(left: N, right: N) -> Result<N> {
         .map_err(|_| exec_datafusion_err!("{NAME}: a difference of MRR overflows its type"))
 }
 
+/// The bookings of one account in one period, from its MRR in the previous period to this one's.
+/// An account that pays in the period is booked by one of `continuing` or `arrival`, then by
+/// `ending`; one that stopped paying by `churn`.
+impl<N: ArrowNativeTypeOp> Totals<N> {
+    /// Paid `paid` in the previous period and `mrr` in this one: expansion or contraction.
+    pub(crate) fn continuing(&mut self, paid: N, mrr: N) -> Result<()> {
+        add(&mut self.money[STARTING], paid)?;
+        self.customers[CUSTOMERS_START] += 1;
+        if mrr > paid {
+            add(&mut self.money[EXPANSION], difference(mrr, paid)?)?;
+        } else if mrr < paid {
+            add(&mut self.money[CONTRACTION], difference(mrr, paid)?)?;
+        }
+        Ok(())
+    }
+
+    /// Paid nothing in the previous period and `mrr` in this one: new, or a reactivation when it
+    /// `paid_before`.
+    pub(crate) fn arrival(&mut self, mrr: N, paid_before: bool) -> Result<()> {
+        if paid_before {
+            add(&mut self.money[REACTIVATION], mrr)?;
+            self.customers[REACTIVATED_CUSTOMERS] += 1;
+        } else {
+            add(&mut self.money[NEW], mrr)?;
+            self.customers[NEW_CUSTOMERS] += 1;
+        }
+        Ok(())
+    }
+
+    /// Pays `mrr` at the end of this period.
+    pub(crate) fn ending(&mut self, mrr: N) -> Result<()> {
+        add(&mut self.money[ENDING], mrr)?;
+        self.customers[CUSTOMERS_END] += 1;
+        Ok(())
+    }
+
+    /// Paid `paid` in the previous period and nothing in this one.
+    pub(crate) fn churn(&mut self, paid: N) -> Result<()> {
+        add(&mut self.money[STARTING], paid)?;
+        add(&mut self.money[CHURNED], N::ZERO.sub_wrapping(paid))?;
+        self.customers[CUSTOMERS_START] += 1;
+        self.customers[CHURNED_CUSTOMERS] += 1;
+        Ok(())
+    }
+}
+
+/// The totals of every period and the bounds of the report; `revenue_movement_sets` books into
+/// it too.
 #[derive(Debug)]
-struct MovementsAccumulator<T: ArrowPrimitiveType + Debug> {
+pub(crate) struct MovementsAccumulator<T: ArrowPrimitiveType + Debug> {
     money_type: DataType,
     period: Option<Period>,
     /// Totals of the periods from number `base` on.
@@ -255,7 +311,7 @@ struct MovementsAccumulator<T: ArrowPrimitiveType + Debug> {
 }
 
 impl<T: ArrowPrimitiveType + Debug> MovementsAccumulator<T> {
-    fn new(money_type: DataType) -> Self {
+    pub(crate) fn new(money_type: DataType) -> Self {
         Self {
             money_type,
             period: None,
@@ -268,13 +324,13 @@ impl<T: ArrowPrimitiveType + Debug> MovementsAccumulator<T> {
         }
     }
 
-    fn period(&self) -> Result<Period> {
+    pub(crate) fn period(&self) -> Result<Period> {
         self.period
             .ok_or_else(|| exec_datafusion_err!("{NAME}: period must not be NULL"))
     }
 
     /// The totals of period `number`, made room for.
-    fn at(&mut self, number: i32) -> &mut Totals<T::Native> {
+    pub(crate) fn at(&mut self, number: i32) -> &mut Totals<T::Native> {
         if self.totals.is_empty() {
             self.base = number;
         }
@@ -291,22 +347,12 @@ impl<T: ArrowPrimitiveType + Debug> MovementsAccumulator<T> {
         &mut self.totals[index]
     }
 
-    /// An account that paid `mrr` in period `number - 1` and nothing in `number`.
-    fn churn(&mut self, number: i32, mrr: T::Native) -> Result<()> {
-        let totals = self.at(number);
-        add(&mut totals.money[STARTING], mrr)?;
-        add(
-            &mut totals.money[CHURNED],
-            T::Native::ZERO.sub_wrapping(mrr),
-        )?;
-        totals.customers[CUSTOMERS_START] += 1;
-        totals.customers[CHURNED_CUSTOMERS] += 1;
-        Ok(())
-    }
-
     /// Adds one account's movements; `history` is its MRR by period number, ascending, each
     /// above zero.
-    fn add_account(&mut self, history: impl Iterator<Item = (i32, T::Native)>) -> Result<()> {
+    pub(crate) fn add_account(
+        &mut self,
+        history: impl Iterator<Item = (i32, T::Native)>,
+    ) -> Result<()> {
         let mut previous: Option<(i32, T::Native)> = None;
         for (number, mrr) in history {
             if mrr <= T::Native::ZERO {
@@ -316,40 +362,25 @@ impl<T: ArrowPrimitiveType + Debug> MovementsAccumulator<T> {
             }
             match previous {
                 Some((last, paid)) if last + 1 == number => {
-                    let totals = self.at(number);
-                    add(&mut totals.money[STARTING], paid)?;
-                    totals.customers[CUSTOMERS_START] += 1;
-                    if mrr > paid {
-                        add(&mut totals.money[EXPANSION], difference(mrr, paid)?)?;
-                    } else if mrr < paid {
-                        add(&mut totals.money[CONTRACTION], difference(mrr, paid)?)?;
-                    }
+                    self.at(number).continuing(paid, mrr)?;
                 }
                 Some((last, paid)) => {
-                    self.churn(last + 1, paid)?;
-                    let totals = self.at(number);
-                    add(&mut totals.money[REACTIVATION], mrr)?;
-                    totals.customers[REACTIVATED_CUSTOMERS] += 1;
+                    self.at(last + 1).churn(paid)?;
+                    self.at(number).arrival(mrr, true)?;
                 }
-                None => {
-                    let totals = self.at(number);
-                    add(&mut totals.money[NEW], mrr)?;
-                    totals.customers[NEW_CUSTOMERS] += 1;
-                }
+                None => self.at(number).arrival(mrr, false)?,
             }
-            let totals = self.at(number);
-            add(&mut totals.money[ENDING], mrr)?;
-            totals.customers[CUSTOMERS_END] += 1;
+            self.at(number).ending(mrr)?;
             previous = Some((number, mrr));
         }
         if let Some((last, paid)) = previous {
-            self.churn(last + 1, paid)?;
+            self.at(last + 1).churn(paid)?;
         }
         Ok(())
     }
 
     /// Records the bounds of one row of input or state.
-    fn add_bounds(
+    pub(crate) fn add_bounds(
         &mut self,
         period: Option<String>,
         first: Option<i32>,
