@@ -1,19 +1,22 @@
 //! `usagelake gen`: writes a synthetic but realistic sample lake of product-usage data.
 //!
 //! The lake holds the tables the metric functions are built for: `events` (hive-partitioned by
-//! UTC day), `accounts`, `subscriptions`, `invoices`, `features` and `surveys`, plus the `usagelake.toml`
-//! that tells the engine how `events` is partitioned. The data has the shapes those functions
-//! measure (growth, retention, weekly seasonality, feature launches and adoption funnels, revenue
-//! movements, usage that fades before churn), so that they can be tested and demonstrated on it.
+//! UTC day), `accounts`, `subscriptions`, `invoices`, `features`, `surveys` and `invitations`,
+//! plus the `usagelake.toml` that tells the engine how `events` is partitioned. The data has the
+//! shapes those functions measure (growth, retention, weekly seasonality, feature launches and
+//! adoption funnels, revenue movements, usage that fades before churn, referrals), so that they
+//! can be tested and demonstrated on it.
 //!
 //! Output is byte-identical for the same options: every table draws from its own seeded stream
-//! and every entity from its own generator, whatever the parallel schedule.
+//! (or, as `invitations`, draws nothing and is derived from the generated events) and every
+//! entity from its own generator, whatever the parallel schedule.
 
 mod accounts;
 mod billing;
 mod calendar;
 mod events;
 mod features;
+mod invitations;
 mod parquet_file;
 mod random;
 mod surveys;
@@ -42,12 +45,13 @@ date_partition = "date"
 "#;
 const LAKE_CONFIG_FILE: &str = "usagelake.toml";
 const EVENTS_DIR: &str = "events";
-const SINGLE_FILE_TABLES: [&str; 5] = [
+const SINGLE_FILE_TABLES: [&str; 6] = [
     "accounts",
     "subscriptions",
     "invoices",
     "features",
     "surveys",
+    "invitations",
 ];
 
 /// What to generate, and where.
@@ -150,7 +154,7 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     // Account facts and feature launches come first: the events follow them.
     let releases = features::feature_releases(&calendar, options.seed);
     let facts = accounts::draw_accounts(&calendar, users, options.seed);
-    let (event_rows, event_files) = events::write_events(
+    let events = events::write_events(
         &out.join(EVENTS_DIR),
         &calendar,
         &facts,
@@ -166,6 +170,8 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     let feature_rows = features::write_features(&table_path("features"), &releases)?;
     let survey_rows =
         surveys::write_surveys(&table_path("surveys"), &calendar, &facts, options.seed)?;
+    let invitation_rows =
+        invitations::write_invitations(&table_path("invitations"), &events, &facts)?;
 
     let config_path = out.join(LAKE_CONFIG_FILE);
     fs::write(&config_path, LAKE_CONFIG).map_err(io_error("write", &config_path))?;
@@ -177,12 +183,13 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary, GenerateError> {
     };
     Ok(GenSummary {
         tables: vec![
-            table(EVENTS_DIR, event_rows, event_files),
+            table(EVENTS_DIR, events.rows, events.files),
             table("accounts", account_rows, 1),
             table("subscriptions", subscription_rows, 1),
             table("invoices", invoice_rows, 1),
             table("features", feature_rows, 1),
             table("surveys", survey_rows, 1),
+            table("invitations", invitation_rows, 1),
         ],
         elapsed: started.elapsed(),
     })

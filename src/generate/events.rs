@@ -2,7 +2,9 @@
 //!
 //! Users are generated in parallel chunks, each user from its own stream, into compact 16-byte
 //! rows bucketed by day; then the days are sorted and written in parallel. Strings appear only
-//! when a day's Arrow columns are built, copied from the vocabulary.
+//! when a day's Arrow columns are built, copied from the vocabulary. What the `invitations` table
+//! is derived from (every `invite` event with the teammate it invites, every user's last event
+//! time) is collected on the way and handed back.
 //!
 //! The shape the metric functions are tested on comes from here:
 //! - retention: a user is a tourist (a few days), casual (weeks) or core (stays), with extra
@@ -94,6 +96,31 @@ struct Chunk {
     day_offsets: Vec<usize>,
     /// Main device of each user of the chunk.
     devices: Vec<u8>,
+    /// Time of each user's last event.
+    last_event_us: Vec<i64>,
+    /// The chunk's `invite` events, in generation order.
+    invites: Vec<Invite>,
+}
+
+/// One `invite` event: the account owner `inviter` invited the teammate `invited` at `ts_us`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Invite {
+    pub(crate) ts_us: i64,
+    /// user_id - 1 of the owner
+    pub(crate) inviter: u32,
+    /// user_id - 1 of the teammate
+    pub(crate) invited: u32,
+}
+
+/// What `write_events` wrote, and the facts of the generated events that the tables derived from
+/// them read (so that those tables need not draw, nor replay, the events).
+pub(crate) struct WrittenEvents {
+    pub(crate) rows: u64,
+    pub(crate) files: usize,
+    /// Every `invite` event, by inviter, then by invited.
+    pub(crate) invites: Vec<Invite>,
+    /// Time of each user's last event, by user (user_id - 1).
+    pub(crate) last_event_us: Vec<i64>,
 }
 
 impl Chunk {
@@ -116,14 +143,14 @@ struct World<'a> {
 }
 
 /// Generates all users' events and writes `events/date=YYYY-MM-DD/part-00000.parquet` for every
-/// day with events. Returns (rows, files).
+/// day with events.
 pub(crate) fn write_events(
     events_dir: &Path,
     calendar: &Calendar,
     facts: &AccountFacts,
     features: &[FeatureRelease],
     seed: u64,
-) -> Result<(u64, usize), GenerateError> {
+) -> Result<WrittenEvents, GenerateError> {
     let onboarding =
         std::array::from_fn(|age| 1.0 + ONBOARDING_BOOST * (-(age as f64) / ONBOARDING_DAYS).exp());
     let world = World {
@@ -159,15 +186,33 @@ pub(crate) fn write_events(
         .iter()
         .filter(|&&day_rows| day_rows > 0)
         .count();
-    Ok((rows, files))
+    Ok(WrittenEvents {
+        rows,
+        files,
+        invites: chunks
+            .iter()
+            .flat_map(|chunk| chunk.invites.iter().copied())
+            .collect(),
+        last_event_us: chunks
+            .iter()
+            .flat_map(|chunk| chunk.last_event_us.iter().copied())
+            .collect(),
+    })
 }
 
 fn generate_chunk(world: &World<'_>, users: std::ops::Range<u32>) -> Chunk {
     let mut generated = Vec::new();
-    let devices = users
-        .clone()
-        .map(|user| generate_user(world, user, &mut generated))
-        .collect();
+    let mut invites = Vec::new();
+    let mut devices = Vec::with_capacity(users.len());
+    let mut last_event_us = Vec::with_capacity(users.len());
+    for user in users {
+        let first = generated.len();
+        devices.push(generate_user(world, user, &mut generated, &mut invites));
+        // Never empty (a signup is always inside the range); a user without events would read as
+        // never active.
+        let last_us = generated[first..].iter().map(|event| event.ts_us).max();
+        last_event_us.push(last_us.unwrap_or(i64::MIN));
+    }
 
     // Counting sort by day: stable, so each user's events keep their order within a day.
     let days = world.calendar.days() as usize;
@@ -189,6 +234,8 @@ fn generate_chunk(world: &World<'_>, users: std::ops::Range<u32>) -> Chunk {
         events,
         day_offsets,
         devices,
+        last_event_us,
+        invites,
     }
 }
 
@@ -235,8 +282,14 @@ struct Session<'a, 'w> {
     adoption: [Adoption; FEATURES.len()],
 }
 
-/// Generates one user's events; returns the user's main device.
-fn generate_user(world: &World<'_>, user: u32, out: &mut Vec<Event>) -> u8 {
+/// Generates one user's events, and appends an owner's invites to `invites` as well; returns the
+/// user's main device.
+fn generate_user(
+    world: &World<'_>,
+    user: u32,
+    out: &mut Vec<Event>,
+    invites: &mut Vec<Invite>,
+) -> u8 {
     let calendar = world.calendar;
     let facts = world.facts;
     let (
@@ -265,16 +318,18 @@ fn generate_user(world: &World<'_>, user: u32, out: &mut Vec<Event>) -> u8 {
     session.events.push(signup_us, SIGNUP, NO_FEATURE);
     if user == account.first_user {
         // The owner invites each teammate a little before they sign up.
-        let teammates =
-            account.first_user as usize + 1..(account.first_user + account.members) as usize;
-        for &joined_us in &facts.user_signup_us[teammates] {
+        for teammate in account.first_user + 1..account.first_user + account.members {
+            let joined_us = facts.user_signup_us[teammate as usize];
             let lead_us =
                 (session.draw.exponential(INVITE_LEAD_MEAN_HOURS) * HOUR_US as f64) as i64;
-            session.events.push(
-                joined_us - lead_us.min((joined_us - signup_us) / 2),
-                INVITE,
-                NO_FEATURE,
-            );
+            let invited_us = joined_us - lead_us.min((joined_us - signup_us) / 2);
+            if session.events.push(invited_us, INVITE, NO_FEATURE) {
+                invites.push(Invite {
+                    ts_us: invited_us,
+                    inviter: user,
+                    invited: teammate,
+                });
+            }
         }
     }
     let first_event_us = signup_us + session.event_gap();

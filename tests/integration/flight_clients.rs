@@ -170,6 +170,7 @@ fn adbc_browses_the_catalog_and_the_server_describes_itself() {
             "accounts",
             "events",
             "features",
+            "invitations",
             "invoices",
             "subscriptions",
             "surveys"
@@ -275,6 +276,7 @@ fn sqlalchemy_reflects_the_lake_as_superset_does() {
             "accounts",
             "events",
             "features",
+            "invitations",
             "invoices",
             "subscriptions",
             "surveys"

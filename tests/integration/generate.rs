@@ -4,17 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use chrono::{DateTime, Datelike, NaiveDate, Weekday};
 use datafusion::arrow::array::{
-    Array, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tempfile::TempDir;
 
-use crate::support::usagelake;
+use crate::support::{csv_rows, run_ok, usagelake};
 
 const DAY_US: i64 = 86_400_000_000;
 const ADOPTION_STAGES: [&str; 5] = [
@@ -25,26 +26,31 @@ const ADOPTION_STAGES: [&str; 5] = [
     "purchase",
 ];
 
-/// Runs `usagelake gen` into `out` (start 2024-01-01) and asserts it succeeded.
-fn generate_into(out: &Path, users: u32, days: u32, seed: u64) {
-    let output = usagelake()
-        .args(["gen", "--out"])
-        .arg(out)
-        .args([
-            "--users",
-            &users.to_string(),
-            "--days",
-            &days.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .args(["--start", "2024-01-01"])
-        .output()
-        .expect("run usagelake gen");
+/// Runs `command`, a `usagelake gen`, and asserts it succeeded.
+fn assert_generated(command: &mut Command) {
+    let output = command.output().expect("run usagelake gen");
     assert!(
         output.status.success(),
         "usagelake gen failed: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `usagelake gen` into `out` (start 2024-01-01) and asserts it succeeded.
+fn generate_into(out: &Path, users: u32, days: u32, seed: u64) {
+    assert_generated(
+        usagelake()
+            .args(["gen", "--out"])
+            .arg(out)
+            .args([
+                "--users",
+                &users.to_string(),
+                "--days",
+                &days.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .args(["--start", "2024-01-01"]),
     );
 }
 
@@ -302,6 +308,15 @@ fn tables_have_the_documented_columns_and_types() {
                 ("answered_at", utc()),
                 ("kind", DataType::Utf8),
                 ("score", DataType::Int64),
+            ],
+        ),
+        (
+            lake.path().join("invitations.parquet"),
+            vec![
+                ("inviter", DataType::Int64),
+                ("invited", DataType::Int64),
+                ("invited_at", utc()),
+                ("converted", DataType::Boolean),
             ],
         ),
     ];
@@ -829,4 +844,168 @@ fn survey_answers_are_on_their_scales_after_signup_and_promoters_use_the_product
         mean(&promoters),
         mean(&detractors)
     );
+}
+
+/// One row of `invitations`, as the file holds it.
+struct Invitation {
+    inviter: i64,
+    invited: i64,
+    invited_at: i64,
+    converted: bool,
+}
+
+fn invitations(lake: &Path) -> Vec<Invitation> {
+    let mut rows = vec![];
+    for batch in read_batches(&lake.join("invitations.parquet")) {
+        let (inviters, invited, invited_at) = (
+            int64s(&batch, "inviter"),
+            int64s(&batch, "invited"),
+            timestamps(&batch, "invited_at"),
+        );
+        let converted = column::<BooleanArray>(&batch, "converted");
+        assert_eq!(converted.null_count(), 0, "converted is never null");
+        for row in 0..batch.num_rows() {
+            rows.push(Invitation {
+                inviter: inviters[row],
+                invited: invited[row],
+                invited_at: invited_at[row],
+                converted: converted.value(row),
+            });
+        }
+    }
+    rows
+}
+
+#[test]
+fn invitations_are_the_invite_events_each_followed_by_the_invited_users_signup() {
+    let lake = generate(1_500, 180, 5);
+    let events = all_events(lake.path());
+    let mut invite_events: Vec<(i64, i64)> = events
+        .iter()
+        .filter(|event| event.event == "invite")
+        .map(|event| (event.user_id, event.ts))
+        .collect();
+    let signups: HashMap<i64, (i64, i64)> = events
+        .iter()
+        .filter(|event| event.event == "signup")
+        .map(|event| (event.user_id, (event.ts, event.account_id)))
+        .collect();
+    let mut last_event: HashMap<i64, i64> = HashMap::new();
+    for event in &events {
+        let last = last_event.entry(event.user_id).or_insert(event.ts);
+        *last = (*last).max(event.ts);
+    }
+    let invitations = invitations(lake.path());
+    assert!(
+        invitations.len() > 500,
+        "the teams send invitations: {}",
+        invitations.len()
+    );
+    assert!(
+        invitations
+            .windows(2)
+            .all(|pair| (pair[0].invited_at, pair[0].inviter)
+                <= (pair[1].invited_at, pair[1].inviter)),
+        "sorted by invited_at, then inviter"
+    );
+    let mut pairs: Vec<(i64, i64)> = invitations
+        .iter()
+        .map(|invitation| (invitation.inviter, invitation.invited_at))
+        .collect();
+    pairs.sort_unstable();
+    invite_events.sort_unstable();
+    assert_eq!(
+        pairs, invite_events,
+        "one invitation per invite event, at its ts"
+    );
+    let mut invited = BTreeSet::new();
+    for invitation in &invitations {
+        let (signed_up, account) = signups[&invitation.invited];
+        let (inviter_signed_up, inviter_account) = signups[&invitation.inviter];
+        assert!(
+            invitation.invited_at <= signed_up,
+            "{} signs up after the invitation",
+            invitation.invited
+        );
+        assert!(
+            inviter_signed_up < invitation.invited_at,
+            "the inviter was there"
+        );
+        assert_eq!(account, inviter_account, "a teammate of the inviter");
+        assert!(invited.insert(invitation.invited), "invited once");
+        assert_eq!(
+            invitation.converted,
+            last_event[&invitation.invited] >= signed_up + 7 * DAY_US,
+            "{} converted when active 7 days after signing up",
+            invitation.invited
+        );
+    }
+    // Every user but the accounts' owners (their first users) was invited.
+    let owners: BTreeSet<i64> = signups.values().map(|&(_, account)| account).collect();
+    assert_eq!(invited.len(), signups.len() - owners.len());
+}
+
+#[test]
+fn an_invitation_converted_when_the_invited_user_is_active_seven_days_after_signing_up() {
+    let lake = generate(1_500, 180, 5);
+    let lake = lake.path().to_str().expect("utf-8 path");
+    // The definition in plain SQL over the events, against the column; and how many of each.
+    let sql = "WITH signups AS (SELECT user_id, ts AS signed_up FROM events WHERE event = 'signup'), \
+        active AS (SELECT DISTINCT e.user_id FROM events AS e JOIN signups AS s USING (user_id) \
+            WHERE e.ts >= s.signed_up + INTERVAL '168 hours') \
+        SELECT count(*) FILTER (WHERE i.converted <> (a.user_id IS NOT NULL)) AS differences, \
+            count(*) FILTER (WHERE i.converted) AS converted, count(*) AS invitations \
+        FROM invitations AS i LEFT JOIN active AS a ON a.user_id = i.invited";
+    let rows = csv_rows(&run_ok(&["--lake", lake, "--format", "csv", "-c", sql]));
+    assert_eq!(rows[0], ["differences", "converted", "invitations"]);
+    let count = |column: usize| rows[1][column].parse::<u64>().expect("a count");
+    assert_eq!(count(0), 0, "converted follows its definition");
+    let share = count(1) as f64 / count(2) as f64;
+    assert!(
+        (0.2..0.8).contains(&share),
+        "some invited users stay and some leave: {share}"
+    );
+}
+
+/// The `usagelake gen` arguments of the command that made the committed sample lake, as
+/// `data/README.md` gives it.
+fn sample_lake_command() -> Vec<String> {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/README.md"))
+        .expect("data/README.md");
+    let line = readme
+        .lines()
+        .find(|line| line.starts_with("usagelake gen --out data/sample "))
+        .expect("the sample's command in data/README.md");
+    line.split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_documented_command_writes_the_committed_sample_lake_byte_for_byte() {
+    let args = sample_lake_command();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out_at = args.iter().position(|arg| arg == "--out").expect("--out") + 1;
+    assert_generated(
+        usagelake()
+            .args(&args[..out_at])
+            .arg(dir.path())
+            .args(&args[out_at + 1..]),
+    );
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join(&args[out_at]);
+    let (written, committed) = (files_under(dir.path()), files_under(&sample));
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        committed.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    assert!(written.contains_key(Path::new("invitations.parquet")));
+    for (path, bytes) in &written {
+        assert!(
+            bytes == &committed[path],
+            "{} differs from the committed sample; regenerate it with data/README.md's command",
+            path.display()
+        );
+    }
 }

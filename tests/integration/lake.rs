@@ -42,7 +42,7 @@ fn every_folder_and_parquet_file_of_a_lake_is_a_table() {
     ]);
     assert_eq!(
         out,
-        "table_name\naccounts\nevents\nfeatures\ninvoices\nsubscriptions\nsurveys\n"
+        "table_name\naccounts\nevents\nfeatures\ninvitations\ninvoices\nsubscriptions\nsurveys\n"
     );
 }
 

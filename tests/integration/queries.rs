@@ -1957,3 +1957,83 @@ fn nps_vs_retention_splits_the_paying_accounts_answers_by_churn() {
         nps("stayed")
     );
 }
+
+#[test]
+fn referrals_match_the_invite_events_and_the_invited_users_activity_per_month_and_plan() {
+    let lake = sample_lake();
+    // Counted in plain SQL from the events: the invite events (their user is the inviter, their
+    // plan the account's), matched to the invitations only to learn whom each invited, and an
+    // invitation converted when the invited user has an event 7 × 24 hours after its signup.
+    let counts = csv_rows(&run_ok(&[
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "WITH invites AS ( \
+             SELECT user_id AS inviter, ts AS invited_at, plan FROM events WHERE event = 'invite'), \
+         signups AS (SELECT user_id, ts AS signed_up FROM events WHERE event = 'signup'), \
+         active AS ( \
+             SELECT DISTINCT e.user_id FROM events AS e JOIN signups AS s USING (user_id) \
+             WHERE e.ts >= s.signed_up + INTERVAL '168 hours'), \
+         converted AS ( \
+             SELECT i.inviter, i.invited_at FROM invitations AS i \
+             JOIN active AS a ON a.user_id = i.invited) \
+         SELECT CAST(date_trunc('month', v.invited_at) AS DATE) AS month, v.plan, \
+             count(*) AS invitations, count(DISTINCT v.inviter) AS inviters, \
+             count(c.inviter) AS converted \
+         FROM invites AS v \
+         LEFT JOIN converted AS c ON c.inviter = v.inviter AND c.invited_at = v.invited_at \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    ]));
+    assert_eq!(
+        counts[0],
+        ["month", "plan", "invitations", "inviters", "converted"]
+    );
+    let rows = run_query("referrals.sql");
+    assert_eq!(
+        rows[0],
+        [
+            "month",
+            "plan",
+            "invitations",
+            "inviters",
+            "invitations_per_inviter",
+            "conversion_rate",
+            "k_factor"
+        ]
+    );
+    assert_eq!(rows.len(), counts.len(), "one row per month and plan");
+    assert!(rows.len() > 40, "twelve months of four plans, nearly");
+    let (mut invitations, mut converted) = (0, 0);
+    for (row, expected) in rows[1..].iter().zip(&counts[1..]) {
+        let what = format!("{} {}", expected[0], expected[1]);
+        assert_eq!(row[..4], expected[..4], "{what}");
+        let count = |column: usize| expected[column].parse::<u32>().unwrap();
+        let (sent, inviters, activated) = (count(2), count(3), count(4));
+        invitations += sent;
+        converted += activated;
+        assert_double(
+            &row[4],
+            Some(f64::from(sent) / f64::from(inviters)),
+            &format!("{what}: invitations per inviter"),
+        );
+        assert_double(
+            &row[5],
+            Some(f64::from(activated) / f64::from(sent)),
+            &format!("{what}: conversion rate"),
+        );
+        // K: invitations per inviter × converted share, i.e. converted invitations per inviter.
+        assert_double(
+            &row[6],
+            Some(f64::from(activated) / f64::from(inviters)),
+            &format!("{what}: k_factor"),
+        );
+    }
+    // The sample's invited teammates: many, and some but not all of them stay.
+    assert!(invitations > 1_000, "{invitations} invitations");
+    assert!(
+        converted > invitations / 5 && converted < invitations * 4 / 5,
+        "{converted} of {invitations} converted"
+    );
+}

@@ -46,7 +46,7 @@ fn backslash_d_lists_and_describes_tables() {
     let mut repl = start_repl("repl-describe");
     repl.send_line("\\d").unwrap();
     repl.exp_string("surveys").unwrap();
-    repl.exp_string("6 rows").unwrap();
+    repl.exp_string("7 rows").unwrap();
     repl.send_line("\\d events").unwrap();
     repl.exp_regex(r#"ts[^\r\n]*Timestamp\([^\r\n]*"UTC"\)"#)
         .unwrap();
