@@ -401,7 +401,7 @@ fn ticks_per_second(data_type: &DataType) -> i64 {
 
 /// The times of a batch as integers, in the unit of [`ticks_per_second`]: a TIMESTAMP's own unit
 /// (an instant, whatever its zone), milliseconds for a Date64, seconds for a Date32 (its midnight).
-fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
+pub(crate) fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
     Ok(match array.data_type() {
         DataType::Timestamp(..) | DataType::Date64 => cast(array, &DataType::Int64)?
             .as_primitive::<Int64Type>()
@@ -415,7 +415,7 @@ fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
 }
 
 /// The rows in which a BOOLEAN is true (not false, not NULL).
-fn true_rows(array: &BooleanArray) -> BooleanBuffer {
+pub(crate) fn true_rows(array: &BooleanArray) -> BooleanBuffer {
     match array.nulls() {
         Some(nulls) => array.values() & nulls.inner(),
         None => array.values().clone(),
