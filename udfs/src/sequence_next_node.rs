@@ -31,7 +31,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit, UInt32Type};
 use datafusion::common::{ScalarValue, internal_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{
@@ -132,10 +132,7 @@ impl SequenceNextNode {
                     TypeSignature::Exact(vec![
                         DataType::Utf8,
                         DataType::Utf8,
-                        DataType::Timestamp(
-                            datafusion::arrow::datatypes::TimeUnit::Nanosecond,
-                            None,
-                        ),
+                        DataType::Timestamp(TimeUnit::Nanosecond, None),
                         DataType::Utf8,
                         DataType::Boolean,
                         DataType::Boolean,
@@ -789,7 +786,7 @@ impl GroupsAccumulator for NextNodeGroups {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::TimestampSecondArray;
-    use datafusion::arrow::datatypes::{Schema, TimeUnit};
+    use datafusion::arrow::datatypes::Schema;
     use datafusion::physical_expr::PhysicalExpr;
     use datafusion::physical_expr::expressions::col;
 
