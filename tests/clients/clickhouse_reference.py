@@ -13,10 +13,11 @@ import sys
 
 import chdb
 
-# The funnel functions are experimental in ClickHouse (sequenceNextNode needs this); 64-bit
-# integers unquoted, so that they read as numbers.
+# The funnel functions are experimental in ClickHouse: sequenceNextNode needs this setting
+# (formerly allow_experimental_funnel_functions). 64-bit integers unquoted, so that they read as
+# numbers.
 SETTINGS = {
-    "allow_experimental_funnel_functions": 1,
+    "enable_funnel_functions": 1,
     "output_format_json_quote_64bit_integers": 0,
 }
 

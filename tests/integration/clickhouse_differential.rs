@@ -15,6 +15,7 @@
 //! lagInFrame(ts, 1, ts) OVER (PARTITION BY actor ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT
 //! ROW), ts) AS gap FROM {events}) ORDER BY actor, ts`: one more entry in [`cases`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
@@ -64,25 +65,39 @@ impl Case {
     }
 }
 
-/// A random log: a few hundred actors with 1 to 24 events each, strictly increasing in time; and
-/// the number of actors (numbered from 0).
-fn random_log(rng: &mut Rng) -> (RecordBatch, usize) {
+/// A random log: a few hundred actors with 1 to 24 events each, strictly increasing in time, or,
+/// `with_ties`, with events of one actor at the same second too, but never two of one name there
+/// (their order would then be ClickHouse's insertion order); and the number of actors (numbered
+/// from 0).
+fn random_log(rng: &mut Rng, with_ties: bool) -> (RecordBatch, usize) {
     let (mut actors, mut times, mut events, mut plans) = (vec![], vec![], vec![], vec![]);
     let start = 1_717_200_000; // 2024-06-01
     let actor_count = rng.range(250, 350);
     for actor in 0..actor_count {
         let mut time = start + rng.range(0, 86_400);
+        let mut at_this_second: Vec<&str> = vec![];
         for _ in 0..rng.range(1, 24) {
+            let mut event = rng.pick(&EVENTS);
+            while at_this_second.contains(&event) {
+                event = rng.pick(&EVENTS);
+            }
+            at_this_second.push(event);
             actors.push(actor);
             times.push(time);
-            events.push(rng.pick(&EVENTS));
+            events.push(event);
             plans.push(rng.pick(&["free", "pro"]));
-            time += match rng.below(4) {
+            let gap = match rng.below(4) {
+                _ if with_ties && rng.chance(25) => 0,
                 0 => rng.range(1, 5),
                 1 => rng.range(6, 120),
                 2 => rng.range(121, 4_000),
                 _ => rng.range(4_001, 90_000),
             };
+            // Four names: a fourth event at one second has to move on.
+            if gap > 0 || at_this_second.len() == 4 {
+                time += gap.max(1);
+                at_this_second.clear();
+            }
         }
     }
     let schema = Arc::new(Schema::new(vec![
@@ -197,6 +212,13 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
             ),
         ));
     }
+    cases.extend(next_node_cases(rng));
+    cases
+}
+
+/// `sequence_next_node` with each direction and base that ClickHouse accepts.
+fn next_node_cases(rng: &mut Rng) -> Vec<Case> {
+    let mut cases = vec![];
     for (direction, base) in [
         ("forward", "head"),
         ("forward", "first_match"),
@@ -318,64 +340,86 @@ fn differences(ours: &[Value], theirs: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Checks `cases` on one log in both engines: returns the failures, and adds to `telling`, per
+/// function, the cases whose answers differ from actor to actor (an answer that is the same for
+/// everyone would prove little).
+async fn check_log(
+    parquet: &Path,
+    log: &RecordBatch,
+    actors: usize,
+    cases: &[Case],
+    telling: &mut BTreeMap<String, usize>,
+) -> Vec<String> {
+    write_parquet(log, parquet);
+    let ctx: SessionContext = create_context(&SessionOptions::default()).expect("session");
+    ctx.register_parquet(
+        "events",
+        parquet.to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let queries: Vec<&str> = cases.iter().map(|case| case.clickhouse.as_str()).collect();
+    let (version, answers) = clickhouse(parquet, &queries);
+    assert_eq!(answers.len(), cases.len());
+    let mut failures = vec![];
+    for (case, theirs) in cases.iter().zip(&answers) {
+        let Value::Array(theirs) = theirs else {
+            failures.push(format!(
+                "{}: ClickHouse {version} failed: {theirs}",
+                case.name
+            ));
+            continue;
+        };
+        let ours = json_rows(&execute(&ctx, &case.ours).await.unwrap_or_else(|error| {
+            panic!("{}: {error}", case.name);
+        }));
+        // Every actor has a row.
+        assert_eq!(ours.len(), actors, "{}", case.name);
+        let function = case.name.split(':').next().unwrap_or_default().to_string();
+        let distinct: BTreeSet<String> = ours.iter().map(|row| row[1].to_string()).collect();
+        *telling.entry(function).or_default() += usize::from(distinct.len() > 1);
+        let differ = differences(&ours, theirs);
+        if !differ.is_empty() {
+            failures.push(format!(
+                "{} (ClickHouse {version}):\n  {}",
+                case.name,
+                differ.join("\n  ")
+            ));
+        }
+    }
+    failures
+}
+
 #[tokio::test]
 async fn metric_functions_answer_as_clickhouse_on_random_logs() {
     let dir = scratch_dir("clickhouse-differential");
     let mut checked = 0;
-    // Per function, the cases whose answers differ from actor to actor: an answer that is the
-    // same for everyone would prove little.
-    let mut telling: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut telling = BTreeMap::new();
+    let mut failures = vec![];
     for seed in SEEDS {
         let mut rng = Rng::new(seed);
-        let (log, actors) = random_log(&mut rng);
-        let parquet = dir.join(format!("events-{seed}.parquet"));
-        write_parquet(&log, &parquet);
+        let (log, actors) = random_log(&mut rng, false);
         let cases = cases(&mut rng);
-
-        let ctx: SessionContext = create_context(&SessionOptions::default()).expect("session");
-        ctx.register_parquet(
-            "events",
-            parquet.to_str().unwrap(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .unwrap();
-        let queries: Vec<&str> = cases.iter().map(|case| case.clickhouse.as_str()).collect();
-        let (version, answers) = clickhouse(&parquet, &queries);
-        assert_eq!(answers.len(), cases.len());
-
-        let mut failures = vec![];
-        for (case, theirs) in cases.iter().zip(&answers) {
-            let Value::Array(theirs) = theirs else {
-                failures.push(format!(
-                    "{}: ClickHouse {version} failed: {theirs}",
-                    case.name
-                ));
-                continue;
-            };
-            let ours = json_rows(&execute(&ctx, &case.ours).await.unwrap_or_else(|error| {
-                panic!("seed {seed}, {}: {error}", case.name);
-            }));
-            // Every actor has a row: the answers are about something.
-            assert_eq!(ours.len(), actors, "seed {seed}, {}", case.name);
-            let function = case.name.split(':').next().unwrap_or_default().to_string();
-            let answers: std::collections::BTreeSet<String> =
-                ours.iter().map(|row| row[1].to_string()).collect();
-            *telling.entry(function).or_default() += usize::from(answers.len() > 1);
-            let differ = differences(&ours, theirs);
-            if !differ.is_empty() {
-                failures.push(format!(
-                    "seed {seed}, {} (ClickHouse {version}):\n  {}",
-                    case.name,
-                    differ.join("\n  ")
-                ));
-            }
-            checked += 1;
+        let parquet = dir.join(format!("events-{seed}.parquet"));
+        for failure in check_log(&parquet, &log, actors, &cases, &mut telling).await {
+            failures.push(format!("seed {seed}, no ties: {failure}"));
         }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        checked += cases.len();
+
+        // ClickHouse orders the nodes of sequenceNextNode at one second by their value.
+        let (log, actors) = random_log(&mut rng, true);
+        let cases = next_node_cases(&mut rng);
+        let parquet = dir.join(format!("events-{seed}-ties.parquet"));
+        for failure in check_log(&parquet, &log, actors, &cases, &mut telling).await {
+            failures.push(format!("seed {seed}, ties: {failure}"));
+        }
+        checked += cases.len();
     }
-    // Four window_funnel modes, retention, three sequence functions, six next-node bases.
-    assert_eq!(checked, SEEDS.len() * (4 + 1 + 3 * PATTERNS + 6));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Four window_funnel modes, retention, three sequence functions, six next-node bases, and
+    // the six again on the log with ties.
+    assert_eq!(checked, SEEDS.len() * (4 + 1 + 3 * PATTERNS + 6 + 6));
     eprintln!("cases with varied answers, per function: {telling:?}");
     assert_eq!(telling.len(), 6, "{telling:?}");
     assert!(telling.values().all(|&cases| cases > 0), "{telling:?}");

@@ -71,7 +71,7 @@ const LEADING_ARGUMENTS: usize = 5;
         value are no nodes. Takes 1 to 32 BOOLEAN events (ClickHouse also takes none with \
         'head' or 'tail', and up to 64) and any TIMESTAMP or DATE, compared in its own unit \
         (ClickHouse takes a DateTime, in seconds); needs no setting (ClickHouse needs \
-        `allow_experimental_funnel_functions`).",
+        `enable_funnel_functions`, formerly `allow_experimental_funnel_functions`).",
     syntax_example = "sequence_next_node(direction, base, ts, value, base_condition, event1[, event2, ..., event32])",
     sql_example = r#"```sql
 > CREATE TABLE test_flow AS
