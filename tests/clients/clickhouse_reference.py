@@ -1,8 +1,9 @@
 """ClickHouse itself, in-process through chdb, as the reference of the differential tests
 (tests/integration/clickhouse_differential.rs).
 
-Reads a JSON object on standard input: {"parquet": path, "queries": [sql, ...]}, where each query
-reads the events as `{events}` (replaced by ClickHouse's `file(path, Parquet)`). Prints one JSON
+Reads a JSON object on standard input: {"parquet": path, "queries": [sql, ...]}, where the path
+may be a glob of several files and each query reads the events as `{events}` (replaced by
+ClickHouse's `file(path, Parquet)`). Prints one JSON
 array with, for each query, its rows, each a JSON array of its values: numbers, strings, null,
 arrays. Timestamps are the query's to turn into numbers (toUnixTimestamp), so that both engines'
 answers compare as plain values. An error is printed as {"error": text} in the query's place.

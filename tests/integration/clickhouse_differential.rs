@@ -1,7 +1,7 @@
 //! Differential tests against ClickHouse itself: random event logs, written to Parquet, asked the
 //! same question by our functions (an in-process session with every metric function, as the
 //! binary makes it) and by ClickHouse (chdb from PyPI, in `tests/clients/clickhouse_reference.py`,
-//! reading the same file with `file(path, Parquet)`); the answers must be equal, actor by actor.
+//! reading the same files with `file(glob, Parquet)`); the answers must be equal, actor by actor.
 //!
 //! The logs have no two events of one actor at the same second: ClickHouse sorts such ties in an
 //! order it leaves undefined (an unstable sort), where ours is fixed. Gaps between events run from
@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampSecondArray,
+    UInt64Array,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -120,11 +121,30 @@ fn random_log(rng: &mut Rng, with_ties: bool) -> (RecordBatch, usize) {
     (batch, actor_count as usize)
 }
 
-fn write_parquet(batch: &RecordBatch, path: &Path) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
+/// Files of a log: rows dealt round-robin into this many, so that each actor's rows come out of
+/// time order and from several partitions, whose partial states our aggregates merge.
+const FILES: usize = 3;
+
+/// Writes the log into folder `dir` as [`FILES`] Parquet files.
+fn write_parquet(batch: &RecordBatch, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for part in 0..FILES {
+        let rows: Vec<u64> = (part..batch.num_rows())
+            .step_by(FILES)
+            .map(|row| row as u64)
+            .collect();
+        let rows = UInt64Array::from(rows);
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|column| take(column, &rows, None).unwrap())
+            .collect();
+        let part_batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+        let file = std::fs::File::create(dir.join(format!("part-{part}.parquet"))).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&part_batch).unwrap();
+        writer.close().unwrap();
+    }
 }
 
 /// A pattern of 1 to 5 elements over conditions 1 to 3, with `.`, `.*` and time conditions of
@@ -296,8 +316,8 @@ fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
         .collect()
 }
 
-/// ClickHouse's answers to `queries` over the Parquet file, and its version.
-fn clickhouse(parquet: &Path, queries: &[&str]) -> (String, Vec<Value>) {
+/// ClickHouse's answers to `queries` over the Parquet files of folder `log`, and its version.
+fn clickhouse(log: &Path, queries: &[&str]) -> (String, Vec<Value>) {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/clickhouse_reference.py");
     let mut child = std::process::Command::new(python())
@@ -307,7 +327,8 @@ fn clickhouse(parquet: &Path, queries: &[&str]) -> (String, Vec<Value>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the ClickHouse reference starts");
-    let request = json!({"parquet": parquet.to_str().unwrap(), "queries": queries});
+    let files = log.join("*.parquet");
+    let request = json!({"parquet": files.to_str().unwrap(), "queries": queries});
     child
         .stdin
         .take()
@@ -340,27 +361,27 @@ fn differences(ours: &[Value], theirs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Checks `cases` on one log in both engines: returns the failures, and adds to `telling`, per
+/// Checks `cases` on one log, written to `folder`, in both engines: returns the failures, and adds to `telling`, per
 /// function, the cases whose answers differ from actor to actor (an answer that is the same for
 /// everyone would prove little).
 async fn check_log(
-    parquet: &Path,
+    folder: &Path,
     log: &RecordBatch,
     actors: usize,
     cases: &[Case],
     telling: &mut BTreeMap<String, usize>,
 ) -> Vec<String> {
-    write_parquet(log, parquet);
+    write_parquet(log, folder);
     let ctx: SessionContext = create_context(&SessionOptions::default()).expect("session");
     ctx.register_parquet(
         "events",
-        parquet.to_str().unwrap(),
+        &format!("{}/", folder.display()),
         ParquetReadOptions::default(),
     )
     .await
     .unwrap();
     let queries: Vec<&str> = cases.iter().map(|case| case.clickhouse.as_str()).collect();
-    let (version, answers) = clickhouse(parquet, &queries);
+    let (version, answers) = clickhouse(folder, &queries);
     assert_eq!(answers.len(), cases.len());
     let mut failures = vec![];
     for (case, theirs) in cases.iter().zip(&answers) {
@@ -401,8 +422,8 @@ async fn metric_functions_answer_as_clickhouse_on_random_logs() {
         let mut rng = Rng::new(seed);
         let (log, actors) = random_log(&mut rng, false);
         let cases = cases(&mut rng);
-        let parquet = dir.join(format!("events-{seed}.parquet"));
-        for failure in check_log(&parquet, &log, actors, &cases, &mut telling).await {
+        let folder = dir.join(format!("events-{seed}"));
+        for failure in check_log(&folder, &log, actors, &cases, &mut telling).await {
             failures.push(format!("seed {seed}, no ties: {failure}"));
         }
         checked += cases.len();
@@ -410,8 +431,8 @@ async fn metric_functions_answer_as_clickhouse_on_random_logs() {
         // ClickHouse orders the nodes of sequenceNextNode at one second by their value.
         let (log, actors) = random_log(&mut rng, true);
         let cases = next_node_cases(&mut rng);
-        let parquet = dir.join(format!("events-{seed}-ties.parquet"));
-        for failure in check_log(&parquet, &log, actors, &cases, &mut telling).await {
+        let folder = dir.join(format!("events-{seed}-ties"));
+        for failure in check_log(&folder, &log, actors, &cases, &mut telling).await {
             failures.push(format!("seed {seed}, ties: {failure}"));
         }
         checked += cases.len();
