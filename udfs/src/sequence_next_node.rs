@@ -22,7 +22,6 @@
 //! (so a misspelt one is a planning error that lists what is accepted) and again when the
 //! accumulators are made.
 
-use std::fmt;
 use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
@@ -342,17 +341,6 @@ enum Base {
 
 /// The accepted bases, for error messages.
 const BASES: &str = "'head', 'tail', 'first_match' or 'last_match'";
-
-impl fmt::Display for Base {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Base::Head => "head",
-            Base::Tail => "tail",
-            Base::FirstMatch => "first_match",
-            Base::LastMatch => "last_match",
-        })
-    }
-}
 
 /// What one call asks: the direction, the base and the number of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
