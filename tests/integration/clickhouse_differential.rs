@@ -361,9 +361,9 @@ fn differences(ours: &[Value], theirs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Checks `cases` on one log, written to `folder`, in both engines: returns the failures, and adds to `telling`, per
-/// function, the cases whose answers differ from actor to actor (an answer that is the same for
-/// everyone would prove little).
+/// Checks `cases` on one log, written to `folder`, in both engines: returns the failures, and
+/// adds to `telling`, per function, the cases whose answers differ from actor to actor (an answer
+/// that is the same for everyone would prove little).
 async fn check_log(
     folder: &Path,
     log: &RecordBatch,

@@ -21,14 +21,14 @@
 //! The matcher gives ClickHouse's answers: `sequenceMatch` runs ClickHouse's DFA when the pattern
 //! has no time condition and its backtracking search otherwise; `sequenceCount` repeats the
 //! backtracking search, each time from the event after the previous match; `sequenceMatchEvents`
-//! runs it once and reports the events of the match, or of the longest partial chain. The search here is
-//! ClickHouse's, with one addition: it remembers where each action failed (a state's outcome
-//! depends on nothing else) and does not try it there again, and it finds where a time condition
-//! starts to hold by binary search, so that a long tail of events that cannot complete a match
-//! costs linear time instead of ClickHouse's quadratic time. Tests compare it with a line-by-line
-//! port of ClickHouse's search. It still stops, as ClickHouse does, after 1,000,000 steps in one
-//! search ([`TooComplex`]), taking at most the steps ClickHouse takes: ClickHouse stops on about
-//! a thousand events that fail to complete a chain, this on hundreds of thousands.
+//! runs it once and reports the events of the match, or of the longest partial chain. The search
+//! here is ClickHouse's, with one addition: it remembers where each action failed (a state's
+//! outcome depends on nothing else) and does not try it there again, and it finds where a time
+//! condition starts to hold by binary search, so that a long tail of events that cannot complete a
+//! match costs linear time instead of ClickHouse's quadratic time. Tests compare it with a
+//! line-by-line port of ClickHouse's search. It still stops, as ClickHouse does, after 1,000,000
+//! steps in one search ([`TooComplex`]), taking at most the steps ClickHouse takes: ClickHouse
+//! stops on about a thousand events that fail to complete a chain, this on hundreds of thousands.
 
 use std::fmt;
 
