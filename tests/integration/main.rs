@@ -4,6 +4,7 @@
 
 mod adoption_properties;
 mod cli;
+mod clickhouse_differential;
 mod fault_proxy;
 mod flight_clients;
 mod flight_rust;

@@ -2037,3 +2037,39 @@ fn referrals_match_the_invite_events_and_the_invited_users_activity_per_month_an
         "{converted} of {invitations} converted"
     );
 }
+
+#[test]
+fn next_after_pricing_matches_the_event_after_each_users_first_pricing_view_by_lead() {
+    // The same question in plain SQL: each user's events numbered in (ts, event) order, the next
+    // one by LEAD, read at the first pricing_view.
+    let lake = sample_lake();
+    let plain = "WITH ordered AS (
+            SELECT user_id, event,
+                   LEAD(event) OVER (PARTITION BY user_id ORDER BY ts, event) AS next_event,
+                   ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts, event) AS n
+            FROM events),
+        first_view AS (
+            SELECT user_id, MIN(n) AS n FROM ordered WHERE event = 'pricing_view' GROUP BY user_id)
+        SELECT COALESCE(o.next_event, '(nothing)') AS next_event, COUNT(*) AS users
+        FROM first_view f JOIN ordered o ON o.user_id = f.user_id AND o.n = f.n
+        GROUP BY 1 ORDER BY users DESC, next_event";
+    let expected = csv_rows(&run_ok(&["--lake", lake.to_str().unwrap(), "-c", plain]));
+    let rows = run_query("next_after_pricing.sql");
+    assert_eq!(rows[0], vec!["next_event", "users", "share_pct"]);
+    let actual: Vec<Vec<String>> = rows[1..].iter().map(|row| row[..2].to_vec()).collect();
+    assert_eq!(actual, expected[1..].to_vec());
+    // The question has answers: hundreds of users viewed pricing, and most did something next.
+    let users: Vec<i64> = actual.iter().map(|row| row[1].parse().unwrap()).collect();
+    let total: i64 = users.iter().sum();
+    assert!(total > 100, "{total} users viewed pricing");
+    let shares: f64 = rows[1..]
+        .iter()
+        .map(|row| row[2].parse::<f64>().unwrap())
+        .sum();
+    assert!((shares - 100.0).abs() < 0.5, "shares add up to {shares}");
+    let share = |count: i64| (1000.0 * count as f64 / total as f64).round() / 10.0;
+    for row in &rows[1..] {
+        let count: i64 = row[1].parse().unwrap();
+        assert_eq!(row[2].parse::<f64>().unwrap(), share(count), "{row:?}");
+    }
+}

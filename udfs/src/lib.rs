@@ -42,6 +42,8 @@ mod rolling_cohort_counts;
 mod score_sums;
 mod sequence_count;
 mod sequence_match;
+mod sequence_match_events;
+mod sequence_next_node;
 mod sequence_pattern;
 mod table_function;
 mod time_arguments;
@@ -100,6 +102,8 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(nps::Nps::new()),
         AggregateUDF::from(ces::Ces::new()),
         AggregateUDF::from(k_factor::KFactor::new()),
+        AggregateUDF::from(sequence_match_events::SequenceMatchEvents::new()),
+        AggregateUDF::from(sequence_next_node::SequenceNextNode::new()),
     ]
 }
 

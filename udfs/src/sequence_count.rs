@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion::error::Result;
 use datafusion::logical_expr::Documentation;
 use datafusion_macros::user_doc;
 
@@ -67,7 +67,7 @@ impl SequenceOutput for CountOutput {
     const NAME: &'static str = "sequence_count";
     type Value = i64;
 
-    fn data_type() -> DataType {
+    fn data_type(_time: &DataType) -> DataType {
         DataType::Int64
     }
 
@@ -76,12 +76,8 @@ impl SequenceOutput for CountOutput {
         Ok(i64::try_from(pattern.count(events)?).unwrap_or(i64::MAX))
     }
 
-    fn array(values: Vec<i64>) -> ArrayRef {
-        Arc::new(Int64Array::from(values))
-    }
-
-    fn scalar(value: i64) -> ScalarValue {
-        ScalarValue::Int64(Some(value))
+    fn array(values: Vec<i64>, _time: &DataType) -> Result<ArrayRef> {
+        Ok(Arc::new(Int64Array::from(values)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -95,6 +91,7 @@ mod tests {
         Array, AsArray, BooleanArray, StringArray, TimestampSecondArray,
     };
     use datafusion::arrow::datatypes::{Field, FieldRef, Schema, TimeUnit};
+    use datafusion::common::ScalarValue;
     use datafusion::logical_expr::function::AccumulatorArgs;
     use datafusion::logical_expr::{AggregateUDFImpl, EmitTo};
     use datafusion::physical_expr::PhysicalExpr;

@@ -1,5 +1,5 @@
 //! `sequence_match(pattern, ts, c1, ..., cN)`: ClickHouse's `sequenceMatch` aggregate, and what the
-//! sequence aggregates (`sequence_count`, later `sequence_match_events`) share: the checks of their
+//! sequence aggregates (`sequence_count`, `sequence_match_events`) share: the checks of their
 //! arguments, their state and their accumulators. Each function only says, through
 //! [`SequenceOutput`], what it makes of a group's sorted events; the pattern language and the
 //! matcher are in [`crate::sequence_pattern`].
@@ -119,7 +119,7 @@ impl SequenceOutput for MatchOutput {
     const NAME: &'static str = "sequence_match";
     type Value = bool;
 
-    fn data_type() -> DataType {
+    fn data_type(_time: &DataType) -> DataType {
         DataType::Boolean
     }
 
@@ -127,12 +127,8 @@ impl SequenceOutput for MatchOutput {
         pattern.matches(events)
     }
 
-    fn array(values: Vec<bool>) -> ArrayRef {
-        Arc::new(BooleanArray::from(values))
-    }
-
-    fn scalar(value: bool) -> ScalarValue {
-        ScalarValue::Boolean(Some(value))
+    fn array(values: Vec<bool>, _time: &DataType) -> Result<ArrayRef> {
+        Ok(Arc::new(BooleanArray::from(values)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -149,14 +145,12 @@ pub(crate) trait SequenceOutput:
     /// The result of one group.
     type Value;
 
-    /// The SQL type of the result.
-    fn data_type() -> DataType;
+    /// The SQL type of the result, for a time argument of type `time`.
+    fn data_type(time: &DataType) -> DataType;
     /// The result of a group, from its events sorted by [`sort_events`].
     fn value(pattern: &Pattern, events: &[Event]) -> Result<Self::Value, TooComplex>;
-    /// The results of several groups, in order.
-    fn array(values: Vec<Self::Value>) -> ArrayRef;
-    /// The result of the only group (no GROUP BY).
-    fn scalar(value: Self::Value) -> ScalarValue;
+    /// The results of several groups, in order, for a time argument of type `time`.
+    fn array(values: Vec<Self::Value>, time: &DataType) -> Result<ArrayRef>;
     fn documentation(&self) -> Option<&Documentation>;
 }
 
@@ -234,17 +228,19 @@ impl<O: SequenceOutput> AggregateUDFImpl for SequenceFunction<O> {
             })
             .collect();
         check_arguments(O::NAME, &fields)?;
-        Ok(O::data_type())
+        Ok(O::data_type(fields[1].data_type()))
     }
 
     fn return_field(&self, arg_fields: &[FieldRef]) -> Result<FieldRef> {
         check_arguments(O::NAME, arg_fields)?;
-        Ok(Arc::new(Field::new(O::NAME, O::data_type(), true)))
+        let data_type = O::data_type(arg_fields[1].data_type());
+        Ok(Arc::new(Field::new(O::NAME, data_type, true)))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(SequenceAccumulator::<O> {
             pattern: read_pattern(O::NAME, &args)?,
+            time: time_type(&args),
             events: Vec::new(),
             output: PhantomData,
         }))
@@ -267,6 +263,7 @@ impl<O: SequenceOutput> AggregateUDFImpl for SequenceFunction<O> {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(SequenceGroups::<O> {
             pattern: read_pattern(O::NAME, &args)?,
+            time: time_type(&args),
             events: Vec::new(),
             groups: 0,
             output: PhantomData,
@@ -383,6 +380,13 @@ fn read_pattern(function: &str, args: &AccumulatorArgs) -> Result<Pattern> {
     Ok(pattern.with_ticks_per_second(ticks))
 }
 
+/// The type of the time argument of a call.
+fn time_type(args: &AccumulatorArgs) -> DataType {
+    args.expr_fields
+        .get(1)
+        .map_or(DataType::Null, |field| field.data_type().clone())
+}
+
 /// How many units of [`event_times`] make a second, for a time argument of type `data_type`.
 fn ticks_per_second(data_type: &DataType) -> i64 {
     match data_type {
@@ -397,7 +401,7 @@ fn ticks_per_second(data_type: &DataType) -> i64 {
 
 /// The times of a batch as integers, in the unit of [`ticks_per_second`]: a TIMESTAMP's own unit
 /// (an instant, whatever its zone), milliseconds for a Date64, seconds for a Date32 (its midnight).
-fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
+pub(crate) fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
     Ok(match array.data_type() {
         DataType::Timestamp(..) | DataType::Date64 => cast(array, &DataType::Int64)?
             .as_primitive::<Int64Type>()
@@ -411,7 +415,7 @@ fn event_times(function: &str, array: &ArrayRef) -> Result<Int64Array> {
 }
 
 /// The rows in which a BOOLEAN is true (not false, not NULL).
-fn true_rows(array: &BooleanArray) -> BooleanBuffer {
+pub(crate) fn true_rows(array: &BooleanArray) -> BooleanBuffer {
     match array.nulls() {
         Some(nulls) => array.values() & nulls.inner(),
         None => array.values().clone(),
@@ -535,6 +539,8 @@ fn group_value<O: SequenceOutput>(pattern: &Pattern, events: &[Event]) -> Result
 #[derive(Debug)]
 struct SequenceAccumulator<O> {
     pattern: Pattern,
+    /// The type of the time argument.
+    time: DataType,
     events: Vec<Event>,
     output: PhantomData<O>,
 }
@@ -558,7 +564,8 @@ impl<O: SequenceOutput> Accumulator for SequenceAccumulator<O> {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         sort_events(&mut self.events);
-        Ok(O::scalar(group_value::<O>(&self.pattern, &self.events)?))
+        let value = group_value::<O>(&self.pattern, &self.events)?;
+        ScalarValue::try_from_array(&O::array(vec![value], &self.time)?, 0)
     }
 
     fn size(&self) -> usize {
@@ -578,6 +585,8 @@ struct GroupEvent {
 #[derive(Debug)]
 struct SequenceGroups<O> {
     pattern: Pattern,
+    /// The type of the time argument.
+    time: DataType,
     events: Vec<GroupEvent>,
     /// The number of groups, with or without events.
     groups: usize,
@@ -669,7 +678,7 @@ impl<O: SequenceOutput> GroupsAccumulator for SequenceGroups<O> {
             sort_events(group);
             values.push(group_value::<O>(&self.pattern, group)?);
         }
-        Ok(O::array(values))
+        O::array(values, &self.time)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -740,6 +749,7 @@ mod tests {
     fn accumulator(pattern: &str, conditions: usize) -> SequenceAccumulator<MatchOutput> {
         SequenceAccumulator {
             pattern: Pattern::parse(pattern, conditions).unwrap(),
+            time: DataType::Timestamp(TimeUnit::Second, None),
             events: Vec::new(),
             output: PhantomData,
         }
@@ -748,6 +758,7 @@ mod tests {
     fn groups(pattern: &str, conditions: usize) -> SequenceGroups<MatchOutput> {
         SequenceGroups {
             pattern: Pattern::parse(pattern, conditions).unwrap(),
+            time: DataType::Timestamp(TimeUnit::Second, None),
             events: Vec::new(),
             groups: 0,
             output: PhantomData,

@@ -1,6 +1,6 @@
 //! The pattern language of ClickHouse's `sequenceMatch` family, and its matcher: what
-//! `sequence_match`, `sequence_count` (and, later, `sequence_match_events`) run over the events of
-//! one group.
+//! `sequence_match`, `sequence_count` and `sequence_match_events` run over the events of one
+//! group.
 //!
 //! A pattern is parsed once, when the query is planned ([`Pattern::parse`]), into the actions of
 //! ClickHouse's `AggregateFunctionSequenceBase::parsePattern`: an implicit leading `.*` (a match
@@ -20,14 +20,15 @@
 //!
 //! The matcher gives ClickHouse's answers: `sequenceMatch` runs ClickHouse's DFA when the pattern
 //! has no time condition and its backtracking search otherwise; `sequenceCount` repeats the
-//! backtracking search, each time from the event after the previous match. The search here is
-//! ClickHouse's, with one addition: it remembers where each action failed (a state's outcome
-//! depends on nothing else) and does not try it there again, and it finds where a time condition
-//! starts to hold by binary search, so that a long tail of events that cannot complete a match
-//! costs linear time instead of ClickHouse's quadratic time. Tests compare it with a line-by-line
-//! port of ClickHouse's search. It still stops, as ClickHouse does, after 1,000,000 steps in one
-//! search ([`TooComplex`]), taking at most the steps ClickHouse takes: ClickHouse stops on about
-//! a thousand events that fail to complete a chain, this on hundreds of thousands.
+//! backtracking search, each time from the event after the previous match; `sequenceMatchEvents`
+//! runs it once and reports the events of the match, or of the longest partial chain. The search
+//! here is ClickHouse's, with one addition: it remembers where each action failed (a state's
+//! outcome depends on nothing else) and does not try it there again, and it finds where a time
+//! condition starts to hold by binary search, so that a long tail of events that cannot complete a
+//! match costs linear time instead of ClickHouse's quadratic time. Tests compare it with a
+//! line-by-line port of ClickHouse's search. It still stops, as ClickHouse does, after 1,000,000
+//! steps in one search ([`TooComplex`]), taking at most the steps ClickHouse takes: ClickHouse
+//! stops on about a thousand events that fail to complete a chain, this on hundreds of thousands.
 
 use std::fmt;
 
@@ -390,39 +391,24 @@ impl Pattern {
         Ok(count)
     }
 
-    /// The first chain that matches, as the index in `events` of the event that each `(?N)` of the
-    /// pattern matched, in the pattern's order; `None` when nothing matches.
+    /// The events of ClickHouse's `sequenceMatchEvents`, as indices in `events`: those that each
+    /// `(?N)` of the first matching chain matched, in the pattern's order, when a chain matches;
+    /// otherwise the longest chain that matches a beginning of the pattern (the first such chain
+    /// the search met), so that a group that met only (?1) and (?2) of '(?1).*(?2).*(?3)' names
+    /// those two events, and a group that met no step names none.
     ///
-    /// This is the chain of the backtracking search, found where [`matches`](Self::matches) finds
-    /// one. ClickHouse's `sequenceMatchEvents` reports something else on a failed search (the
-    /// longest partial chain) and lets a `(?N)` retry later events, so it may name a chain that
-    /// `sequenceMatch` does not accept: the function that reports timestamps decides which to
-    /// follow.
-    #[allow(
-        dead_code,
-        reason = "for sequence_match_events, the next function of the family"
-    )]
-    pub(crate) fn first_match(&self, events: &[Event]) -> Result<Option<Vec<usize>>, TooComplex> {
-        if !self.may_match(events) {
-            return Ok(None);
-        }
+    /// Both come from the backtracking search that [`matches`](Self::matches) runs with a time
+    /// condition (ClickHouse runs it for `sequenceMatchEvents` with or without one), without the
+    /// shortcut that gives up on a group missing a condition of the pattern: that group still
+    /// has a partial chain to report.
+    pub(crate) fn matched_events(&self, events: &[Event]) -> Result<Vec<usize>, TooComplex> {
         let mut search = Search::new(self, events);
         let attempt = search.attempt(0)?;
-        Ok(attempt.matched.then(|| search.path.clone()))
-    }
-
-    /// The times of the events of [`first_match`](Self::first_match).
-    #[allow(
-        dead_code,
-        reason = "for sequence_match_events, the next function of the family"
-    )]
-    pub(crate) fn first_match_times(
-        &self,
-        events: &[Event],
-    ) -> Result<Option<Vec<i64>>, TooComplex> {
-        Ok(self
-            .first_match(events)?
-            .map(|indices| indices.into_iter().map(|i| events[i].time).collect()))
+        Ok(if attempt.matched {
+            search.path
+        } else {
+            search.longest
+        })
     }
 
     /// ClickHouse's shortcut: a group that never met a condition of the pattern cannot match it.
@@ -541,6 +527,8 @@ struct Search<'a> {
     pending: Vec<(usize, usize)>,
     /// The events matched by each `(?N)` so far.
     path: Vec<usize>,
+    /// The longest `path` of the current search, the first one of its length.
+    longest: Vec<usize>,
 }
 
 impl<'a> Search<'a> {
@@ -553,6 +541,7 @@ impl<'a> Search<'a> {
             frames: Vec::new(),
             pending: Vec::new(),
             path: Vec::new(),
+            longest: Vec::new(),
         }
     }
 
@@ -601,6 +590,7 @@ impl<'a> Search<'a> {
         self.frames.clear();
         self.pending.clear();
         self.path.clear();
+        self.longest.clear();
         let mut chain = 0;
         let mut state = State {
             action: 0,
@@ -677,6 +667,9 @@ impl<'a> Search<'a> {
                         return Ok(Stop::Fail);
                     }
                     self.path.push(state.event);
+                    if self.path.len() > self.longest.len() {
+                        self.longest.clone_from(&self.path);
+                    }
                     state.base = state.event;
                     state.action += 1;
                     state.event += 1;
@@ -1059,18 +1052,64 @@ mod tests {
     }
 
     #[test]
-    fn first_match_names_the_events_of_each_condition_step() {
+    fn matched_events_name_the_events_of_each_condition_step() {
         let events = events(&[(1, &[2]), (2, &[1]), (3, &[3]), (4, &[2]), (9, &[2])]);
-        let pattern = pattern("(?1).(?2)", 3);
-        assert_eq!(pattern.first_match(&events).unwrap(), Some(vec![1, 3]));
         assert_eq!(
-            pattern.first_match_times(&events).unwrap(),
-            Some(vec![2, 4])
+            pattern("(?1).(?2)", 3).matched_events(&events),
+            Ok(vec![1, 3])
         );
-        let timed = Pattern::parse("(?1)(?t>5)(?2)", 3).unwrap();
-        assert_eq!(timed.first_match_times(&events).unwrap(), Some(vec![2, 9]));
-        let none = Pattern::parse("(?3)(?1)", 3).unwrap();
-        assert_eq!(none.first_match(&events).unwrap(), None);
+        assert_eq!(
+            pattern("(?1)(?t>5)(?2)", 3).matched_events(&events),
+            Ok(vec![1, 4])
+        );
+    }
+
+    #[test]
+    fn matched_events_without_a_match_are_the_longest_partial_chain() {
+        // ClickHouse's documented rows: 1 at 1 and 4, 2 at 3 and 6, 3 (no condition) between.
+        let rows: [(i64, &[u32]); 6] = [
+            (1, &[1]),
+            (2, &[]),
+            (3, &[2]),
+            (4, &[1]),
+            (5, &[]),
+            (6, &[2]),
+        ];
+        let documented = events(&rows);
+        // Condition 3 never holds: the chain stops after (?1) at 1 and (?2) at 3.
+        assert_eq!(
+            pattern("(?1).*(?2).*(?3)", 3).matched_events(&documented),
+            Ok(vec![0, 1])
+        );
+        // No event meets (?3): nothing to name.
+        assert_eq!(
+            pattern("(?3)(?1)", 3).matched_events(&documented),
+            Ok(vec![])
+        );
+        // ClickHouse's issue 118120: the time gate fails from the A at 0 to the B at 100, so
+        // the chain is A, B at 5, not the A, B, C that skips the gate.
+        let gated = events(&[(0, &[1]), (5, &[2]), (100, &[2]), (101, &[3])]);
+        let gate = pattern("(?1)(?t<=10)(?2)(?3)", 3);
+        assert_eq!(gate.matches(&gated), Ok(false));
+        assert_eq!(gate.matched_events(&gated), Ok(vec![0, 1]));
+    }
+
+    #[test]
+    fn matched_events_of_a_match_are_the_matching_chain() {
+        // c1, c2 at 1 and 2 fail the gate to 10; c1, c2 at 20 and 21 pass it to 22. ClickHouse
+        // 26.9 reports [1, 2], the first chain that met every (?N), though it is not the match;
+        // the spec asks for the matched steps, so this reports [20, 21].
+        let rows: [(i64, &[u32]); 6] = [
+            (1, &[1]),
+            (2, &[2]),
+            (10, &[3]),
+            (20, &[1]),
+            (21, &[2]),
+            (22, &[3]),
+        ];
+        let gated = pattern("(?1)(?2)(?t<=1).", 3);
+        assert_eq!(gated.matches(&events(&rows)), Ok(true));
+        assert_eq!(gated.matched_events(&events(&rows)), Ok(vec![3, 4]));
     }
 
     /// One c2, then `len` c1 that never see a c2 after them.
@@ -1115,21 +1154,33 @@ mod tests {
         assert!(TooComplex.to_string().contains("1000000 steps"));
     }
 
-    /// ClickHouse's `backtrackingMatch`, line for line, without the step limit: the oracle.
-    fn clickhouse_backtracking(pattern: &Pattern, events: &[Event], start: &mut usize) -> bool {
+    /// ClickHouse's `backtrackingMatch`, line for line, without the step limit: the oracle. With
+    /// the bookkeeping of its `sequenceMatchEvents` (as fixed in ClickHouse 26.9): the events of
+    /// the `(?N)` matched so far, cut back on backtracking, and the longest such chain, left in
+    /// `chain` (the matched chain when the search matches).
+    fn clickhouse_backtracking(
+        pattern: &Pattern,
+        events: &[Event],
+        start: &mut usize,
+        chain: &mut Vec<usize>,
+    ) -> bool {
         let actions = &pattern.actions;
         let end = events.len();
         let begin = *start;
         let (mut action, mut event, mut base) = (0, begin, begin);
-        let mut stack: Vec<(usize, usize, usize)> = Vec::new();
-        let backtrack = |stack: &mut Vec<(usize, usize, usize)>,
+        let mut path: Vec<usize> = Vec::new();
+        let mut longest: Vec<usize> = Vec::new();
+        let mut stack: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let backtrack = |stack: &mut Vec<(usize, usize, usize, usize)>,
+                         path: &mut Vec<usize>,
                          action: &mut usize,
                          event: &mut usize,
                          base: &mut usize| {
-            while let Some((a, e, b)) = stack.pop() {
+            while let Some((a, e, b, matched)) = stack.pop() {
                 *action = a;
                 *event = e + 1;
                 *base = b;
+                path.truncate(matched);
                 if *event != end {
                     return true;
                 }
@@ -1144,10 +1195,15 @@ mod tests {
             match actions[action] {
                 Action::Condition(bit) => {
                     if events[event].conditions & (1 << bit) != 0 {
+                        path.push(event);
+                        if path.len() > longest.len() {
+                            longest.clone_from(&path);
+                        }
                         base = event;
                         action += 1;
                         event += 1;
-                    } else if !backtrack(&mut stack, &mut action, &mut event, &mut base) {
+                    } else if !backtrack(&mut stack, &mut path, &mut action, &mut event, &mut base)
+                    {
                         break;
                     }
                 }
@@ -1157,23 +1213,23 @@ mod tests {
                     event += 1;
                 }
                 Action::AnyEvents => {
-                    stack.push((action, event, base));
+                    stack.push((action, event, base, path.len()));
                     base = event;
                     action += 1;
                 }
                 Action::Time(op, seconds) => {
                     if op.holds(events[event].time, bound(base, seconds)) {
-                        stack.push((action, event, base));
+                        stack.push((action, event, base, path.len()));
                         base = event;
                         action += 1;
                     } else if matches!(op, TimeOp::Less | TimeOp::LessOrEqual) {
-                        if !backtrack(&mut stack, &mut action, &mut event, &mut base) {
+                        if !backtrack(&mut stack, &mut path, &mut action, &mut event, &mut base) {
                             break;
                         }
                     } else {
                         event += 1;
                         if event == end
-                            && !backtrack(&mut stack, &mut action, &mut event, &mut base)
+                            && !backtrack(&mut stack, &mut path, &mut action, &mut event, &mut base)
                         {
                             break;
                         }
@@ -1185,7 +1241,9 @@ mod tests {
             action += 1;
         }
         *start = if event == begin { event + 1 } else { event };
-        action == actions.len()
+        let matched = action == actions.len();
+        *chain = if matched { path } else { longest };
+        matched
     }
 
     fn clickhouse_count(pattern: &Pattern, events: &[Event]) -> u64 {
@@ -1193,7 +1251,10 @@ mod tests {
             return 0;
         }
         let (mut count, mut start) = (0, 0);
-        while start < events.len() && clickhouse_backtracking(pattern, events, &mut start) {
+        let mut chain = Vec::new();
+        while start < events.len()
+            && clickhouse_backtracking(pattern, events, &mut start, &mut chain)
+        {
             count += 1;
         }
         count
@@ -1254,11 +1315,11 @@ mod tests {
                 .collect();
             sort_events(&mut events);
 
-            let mut next = 0;
-            let backtracking = clickhouse_backtracking(&pattern, &events, &mut next);
+            let (mut next, mut chain) = (0, Vec::new());
+            let backtracking = clickhouse_backtracking(&pattern, &events, &mut next, &mut chain);
             let context = format!("{text} on {events:?}");
             // ClickHouse answers sequenceMatch with its DFA when there is no time condition: the
-            // DFA and the backtracking search must agree there, or `first_match` would not.
+            // DFA and the backtracking search must agree there, or `matched_events` would not.
             if !pattern.has_time {
                 assert_eq!(pattern.dfa_matches(&events), backtracking, "{context}");
             }
@@ -1275,11 +1336,7 @@ mod tests {
                 Ok(clickhouse_count(&pattern, &events)),
                 "{context}"
             );
-            assert_eq!(
-                pattern.first_match(&events).unwrap().is_some(),
-                expected,
-                "{context}"
-            );
+            assert_eq!(pattern.matched_events(&events), Ok(chain), "{context}");
         }
     }
 }

@@ -419,7 +419,7 @@ fn state_item_field(item: DataType) -> FieldRef {
 /// The items of `window_funnel_events`' lists: TIMESTAMPs of the time's unit and zone. They are
 /// never NULL, but declared nullable, as in DataFusion's own list functions, so that the result
 /// compares with list literals without casts.
-fn chain_item_field(time: &TimeKind) -> FieldRef {
+pub(crate) fn chain_item_field(time: &TimeKind) -> FieldRef {
     Arc::new(Field::new_list_field(time.output_type(), true))
 }
 
@@ -671,7 +671,7 @@ fn positive_interval(
 /// The type of the `ts` argument, and the ticks the funnel counts time in: a TIMESTAMP's own
 /// values, a DATE's midnight in seconds (Date64: in milliseconds, as stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum TimeKind {
+pub(crate) enum TimeKind {
     Timestamp(TimeUnit, Option<Arc<str>>),
     Date32,
     Date64,
@@ -680,7 +680,7 @@ enum TimeKind {
 }
 
 impl TimeKind {
-    fn of(data_type: &DataType) -> Self {
+    pub(crate) fn of(data_type: &DataType) -> Self {
         match data_type {
             DataType::Timestamp(unit, zone) => TimeKind::Timestamp(*unit, zone.clone()),
             DataType::Date64 => TimeKind::Date64,
@@ -1083,7 +1083,7 @@ fn hold(level: &mut Vec<Chain>, every_chain: bool, chain: Chain) {
 }
 
 /// The step times of `times` (ticks) as an array of the chain's item type.
-fn timestamps(time: &TimeKind, times: Vec<i64>) -> ArrayRef {
+pub(crate) fn timestamps(time: &TimeKind, times: Vec<i64>) -> ArrayRef {
     let zone = time.zone().cloned();
     match time.unit() {
         TimeUnit::Second => {
