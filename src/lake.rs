@@ -95,7 +95,7 @@ pub enum LakeError {
     #[error("table '{table}': no .parquet files under '{location}'")]
     NoFiles { table: String, location: String },
     #[error(
-        "table '{table}': no job outputs under '{location}' (prefixes holding a _SUCCESS manifest): publish one there with `usagelake run JOB.sql --output {location}PREFIX/`, or fix the location"
+        "table '{table}': no job outputs under '{location}' (prefixes holding a _SUCCESS manifest): publish one with `usagelake run JOB.sql --output` set to a prefix under it, or fix the location"
     )]
     NoJobOutputs { table: String, location: String },
     #[error(
