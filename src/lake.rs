@@ -7,7 +7,9 @@
 //! A lake can also be a prefix of an object store (`s3://bucket/lake/`, see
 //! [`crate::object_stores`]): its sub-prefixes and `.parquet` objects are its tables, as on disk.
 //! A table folder holding a job's `_SUCCESS` manifest is read as the files the manifest names
-//! (see [`crate::manifest`]), never a run that is still being written.
+//! (see [`crate::manifest`]), never a run that is still being written; a table of job outputs is
+//! the union of every manifested output under its folder. A table can also be a list of files,
+//! for stores that cannot list a folder (plain HTTP): one listing table over their URLs.
 //!
 //! Schemas are read from every file's footer and merged here rather than by DataFusion, so that a
 //! conflict names both files and the column, and a file that is not Parquet is named at start-up
@@ -27,17 +29,21 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::DataFusionError;
 use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::{ObjectMeta, ObjectStoreExt};
+use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::lake_config::{LAKE_CONFIG_FILE, LakeConfig, LakeConfigError};
-use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
+use crate::lake_config::{
+    LAKE_CONFIG_FILE, LakeConfig, LakeConfigError, TableData as ConfiguredData,
+};
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError, RUNS_PREFIX};
 use crate::object_stores::{Location, ObjectStoreError, StoreOptions, as_folder, build_store};
 use crate::runner::one_line;
 use crate::time_partition::TimePartitionedTable;
 
 const PARQUET_EXTENSION: &str = ".parquet";
+/// The `format` of a manifest whose files a table can read.
+const PARQUET_FORMAT: &str = "parquet";
 
 /// Errors finding or registering tables.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +95,30 @@ pub enum LakeError {
     #[error("table '{table}': no .parquet files under '{location}'")]
     NoFiles { table: String, location: String },
     #[error(
+        "table '{table}': no job outputs under '{location}' (prefixes holding a _SUCCESS manifest): publish one with `usagelake run JOB.sql --output` set to a prefix under it, or fix the location"
+    )]
+    NoJobOutputs { table: String, location: String },
+    #[error(
+        "table '{table}': the manifest '{manifest}' names {format} files, but tables read Parquet: re-run the job with --format parquet"
+    )]
+    ManifestFormat {
+        table: String,
+        manifest: String,
+        format: String,
+    },
+    #[error(
+        "table '{table}': '{file}' in files is not a .parquet file: name each Parquet file, or give a folder as location instead"
+    )]
+    FileNotParquet { table: String, file: String },
+    #[error(
+        "table '{table}': files '{first}' and '{other}' are in different stores (scheme and host): the files of one table share a store; make a table of each and UNION ALL them in SQL"
+    )]
+    FilesInTwoStores {
+        table: String,
+        first: String,
+        other: String,
+    },
+    #[error(
         "table '{table}': '{file}' is not a readable Parquet file ({reason}): remove or replace it"
     )]
     NotParquet {
@@ -131,13 +161,36 @@ pub struct ColumnTypeConflict {
     other_type: DataType,
 }
 
+/// What a table reads: local paths or object-store URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableData {
+    /// A folder or one file; a folder holding a job's `_SUCCESS` manifest is read by it.
+    Location(Location),
+    /// Files named one by one (`files` in `usagelake.toml`), in one store.
+    Files(Vec<Location>),
+    /// Every job output under a folder, each read by its manifest (`job_outputs = true`).
+    JobOutputs(Location),
+}
+
+impl std::fmt::Display for TableData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Location(location) | Self::JobOutputs(location) => write!(f, "{location}"),
+            Self::Files(files) => {
+                let names: Vec<String> = files.iter().map(Location::to_string).collect();
+                write!(f, "{}", names.join(", "))
+            }
+        }
+    }
+}
+
 /// Where a table's data is and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSource {
     /// The SQL name of the table.
     pub name: String,
-    /// A folder or file: a local path or an object-store URL.
-    pub location: Location,
+    /// What the table reads.
+    pub data: TableData,
     /// The event-time column, if declared.
     pub time_column: Option<String>,
     /// A DATE partition column holding the UTC date of `time_column`.
@@ -150,7 +203,7 @@ impl TableSource {
     fn plain(name: &str, location: Location) -> Self {
         Self {
             name: name.to_string(),
-            location,
+            data: TableData::Location(location),
             time_column: None,
             date_partition: None,
             store_options: BTreeMap::new(),
@@ -305,9 +358,27 @@ fn add_configured_tables(
     config: LakeConfig,
 ) -> Result<(), LakeError> {
     for (name, table) in config.tables {
+        let data = match table.data() {
+            Ok(ConfiguredData::Location(location)) => TableData::Location(lake.join(location)?),
+            Ok(ConfiguredData::JobOutputs(location)) => TableData::JobOutputs(lake.join(location)?),
+            Ok(ConfiguredData::Files(files)) => TableData::Files(
+                files
+                    .iter()
+                    .map(|file| lake.join(file))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Err(problem) => {
+                return Err(LakeConfigError::Table {
+                    path: PathBuf::from(format!("{lake}/{LAKE_CONFIG_FILE}")),
+                    table: name,
+                    problem,
+                }
+                .into());
+            }
+        };
         let source = TableSource {
             name: name.clone(),
-            location: lake.join(&table.location)?,
+            data,
             time_column: table.time_column,
             date_partition: table.date_partition,
             store_options: table.options,
@@ -361,76 +432,110 @@ pub async fn open_table(
         table: table.to_string(),
         source: error,
     };
-    let url = table_url(source)?;
+    let urls = table_urls(source)?;
     let state = ctx.state();
     if !source.store_options.is_empty() {
-        register_table_store(ctx, source, &url)?;
+        register_table_store(ctx, source, &urls[0])?;
     }
     let format =
         Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()));
     let store = state
         .runtime_env()
-        .object_store(url.object_store())
+        .object_store(urls[0].object_store())
         .map_err(datafusion_error)?;
-    let storage_error = |error: DataFusionError| match error.find_root() {
+    let store_url = urls[0].get_url().clone();
+    let described = source.data.to_string();
+    let storage_error = |location: &str, error: DataFusionError| match error.find_root() {
         DataFusionError::ObjectStore(_) => {
             let message = crate::object_stores::storage_message(&error);
             LakeError::Storage {
                 what: format!("table '{table}'"),
-                location: source.location.to_string(),
-                hint: match &source.location {
-                    Location::Remote(url) => crate::object_stores::storage_hint(url, &message),
-                    Location::Local(_) => "check the folder's permissions".to_string(),
+                location: location.to_string(),
+                hint: if store_url.scheme() == "file" {
+                    "check the folder's permissions".to_string()
+                } else {
+                    crate::object_stores::storage_hint(&store_url, &message)
                 },
                 message,
             }
         }
         _ => datafusion_error(error),
     };
-    // A job's output: the run its manifest names, not whatever else is under the prefix.
-    let found = if url.is_collection() {
-        Manifest::read(store.as_ref(), url.prefix()).await
+    let is_job_outputs = matches!(source.data, TableData::JobOutputs(_));
+    let urls = if is_job_outputs {
+        job_output_urls(store.as_ref(), &urls[0])
+            .await
+            .map_err(|e| storage_error(&described, e))?
     } else {
-        Ok(None)
+        urls
     };
-    let (url, manifest) = match found {
-        Ok(Some(manifest)) => {
-            let run = format!("{}{}", url.as_str(), manifest.run_prefix());
-            let run_url = ListingTableUrl::parse(&run).map_err(datafusion_error)?;
-            (run_url, Some(manifest))
-        }
-        Ok(_) => (url, None),
-        Err(ManifestError::Read { source, .. }) => return Err(storage_error(source.into())),
-        Err(e) => return Err(e.into()),
-    };
-    let mut files: Vec<ObjectMeta> = url
-        .list_all_files(&state, store.as_ref(), PARQUET_EXTENSION)
-        .await
-        .map_err(storage_error)?
-        .try_filter(|f| futures::future::ready(f.size > 0))
+    let parts: Vec<TablePart> = futures::stream::iter(urls)
+        .map(|url| read_part(store.as_ref(), url))
+        .buffered(CONCURRENT_FOOTER_READS)
         .try_collect()
         .await
-        .map_err(storage_error)?;
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    if let Some(manifest) = &manifest {
-        files = manifest_files(table, source, url.prefix(), manifest, files)?;
+        .map_err(|error| match error {
+            ManifestError::Read { source, .. } => storage_error(&described, source.into()),
+            error => error.into(),
+        })?;
+    // A manifest that went away since the listing leaves a prefix that is no output (any more).
+    let parts: Vec<TablePart> = parts
+        .into_iter()
+        .filter(|part| !is_job_outputs || part.manifest.is_some())
+        .collect();
+    if is_job_outputs && parts.is_empty() {
+        return Err(LakeError::NoJobOutputs {
+            table: table.to_string(),
+            location: described,
+        });
+    }
+
+    let mut files: Vec<ObjectMeta> = Vec::new();
+    let mut relative_paths: Vec<Vec<String>> = Vec::new();
+    for part in &parts {
+        let url = &part.url;
+        let mut listed: Vec<ObjectMeta> = if url.is_collection() {
+            url.list_all_files(&state, store.as_ref(), PARQUET_EXTENSION)
+                .await
+                .map_err(|e| storage_error(&described, e))?
+                .try_filter(|f| futures::future::ready(f.size > 0))
+                .try_collect()
+                .await
+                .map_err(|e| storage_error(&described, e))?
+        } else {
+            // A file is asked for, not listed: plain HTTP cannot list, so a missing file would
+            // otherwise fail as a listing the server does not support.
+            match store.head(url.prefix()).await {
+                Ok(meta) => vec![meta],
+                Err(datafusion::object_store::Error::NotFound { .. }) => {
+                    return Err(LakeError::LocationMissing {
+                        table: table.to_string(),
+                        location: url.to_string(),
+                    });
+                }
+                Err(e) => return Err(storage_error(url.as_str(), e.into())),
+            }
+        };
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+        if let Some((manifest, manifest_location)) = &part.manifest {
+            listed = manifest_files(table, manifest_location, url.prefix(), manifest, listed)?;
+        }
+        for file in listed {
+            relative_paths.push(
+                url.strip_prefix(&file.location)
+                    .map(|segments| segments.map(str::to_string).collect())
+                    .unwrap_or_default(),
+            );
+            files.push(file);
+        }
     }
     if files.is_empty() {
         return Err(LakeError::NoFiles {
             table: table.to_string(),
-            location: source.location.to_string(),
+            location: described,
         });
     }
     let file_names: Vec<String> = files.iter().map(|f| format!("/{}", f.location)).collect();
-
-    let relative_paths: Vec<Vec<String>> = files
-        .iter()
-        .map(|f| {
-            url.strip_prefix(&f.location)
-                .map(|segments| segments.map(str::to_string).collect())
-                .unwrap_or_default()
-        })
-        .collect();
     let partitions = infer_partitions(table, &file_names, &relative_paths)?;
 
     let file_schemas: Vec<SchemaRef> = futures::stream::iter(files.iter().zip(&file_names))
@@ -459,9 +564,10 @@ pub async fn open_table(
     let options = ListingOptions::new(format)
         .with_file_extension(PARQUET_EXTENSION)
         .with_table_partition_cols(partitions.clone());
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema.clone());
+    let config =
+        ListingTableConfig::new_with_multi_paths(parts.into_iter().map(|part| part.url).collect())
+            .with_listing_options(options)
+            .with_schema(schema.clone());
     let listing = Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?);
 
     if let Some(time_column) = &source.time_column {
@@ -482,11 +588,18 @@ pub async fn open_table(
 /// missing is an error, since the output it describes is no longer whole.
 fn manifest_files(
     table: &str,
-    source: &TableSource,
+    manifest_location: &str,
     run_prefix: &ObjectPath,
     manifest: &Manifest,
     listed: Vec<ObjectMeta>,
 ) -> Result<Vec<ObjectMeta>, LakeError> {
+    if manifest.format != PARQUET_FORMAT {
+        return Err(LakeError::ManifestFormat {
+            table: table.to_string(),
+            manifest: manifest_location.to_string(),
+            format: manifest.format.clone(),
+        });
+    }
     let mut by_path: BTreeMap<String, ObjectMeta> = listed
         .into_iter()
         .filter_map(|meta| {
@@ -508,7 +621,7 @@ fn manifest_files(
                 .remove(&file.path)
                 .ok_or_else(|| LakeError::ManifestFileMissing {
                     table: table.to_string(),
-                    manifest: format!("{}/{MANIFEST_FILE}", source.location),
+                    manifest: manifest_location.to_string(),
                     file: file.path.clone(),
                 })
         })
@@ -537,15 +650,119 @@ fn register_table_store(
     Ok(())
 }
 
-/// The listing URL of a table's location: a folder (with the trailing `/` that marks one) or a file.
-fn table_url(source: &TableSource) -> Result<ListingTableUrl, LakeError> {
+/// One listing of a table: a folder or file, or the run that a job output's manifest names.
+struct TablePart {
+    url: ListingTableUrl,
+    /// The manifest that names the part's files, with where it is.
+    manifest: Option<(Manifest, String)>,
+}
+
+/// What `url` reads: the run its manifest names when it is a job's output, else `url` itself.
+async fn read_part(
+    store: &dyn ObjectStore,
+    url: ListingTableUrl,
+) -> Result<TablePart, ManifestError> {
+    let manifest = if url.is_collection() {
+        Manifest::read(store, url.prefix()).await?
+    } else {
+        None
+    };
+    let Some(manifest) = manifest else {
+        return Ok(TablePart {
+            url,
+            manifest: None,
+        });
+    };
+    let manifest_location = format!("{}{MANIFEST_FILE}", url.as_str());
+    let run = format!("{}{}", url.as_str(), manifest.run_prefix());
+    let url = ListingTableUrl::parse(&run).map_err(|e| ManifestError::Invalid {
+        path: manifest_location.clone(),
+        reason: one_line(&e),
+    })?;
+    Ok(TablePart {
+        url,
+        manifest: Some((manifest, manifest_location)),
+    })
+}
+
+/// The job outputs under `folder`, found in one listing: the prefixes that hold a `_SUCCESS`
+/// manifest, sorted. A prefix whose run is still being written has none yet and is not one; a
+/// manifest among a run's files (under `runs/`) is data of that run, not an output.
+async fn job_output_urls(
+    store: &dyn ObjectStore,
+    folder: &ListingTableUrl,
+) -> Result<Vec<ListingTableUrl>, DataFusionError> {
+    let mut outputs: Vec<String> = store
+        .list(Some(folder.prefix()))
+        .try_filter_map(|meta| {
+            let relative: Vec<String> = meta
+                .location
+                .prefix_match(folder.prefix())
+                .map(|parts| parts.map(|part| part.as_ref().to_string()).collect())
+                .unwrap_or_default();
+            let output = match relative.split_last() {
+                Some((name, folders))
+                    if name == MANIFEST_FILE && !folders.iter().any(|f| f == RUNS_PREFIX) =>
+                {
+                    Some(folders.iter().map(|f| format!("{f}/")).collect::<String>())
+                }
+                _ => None,
+            };
+            futures::future::ready(Ok(output))
+        })
+        .try_collect()
+        .await?;
+    outputs.sort();
+    outputs
+        .iter()
+        .map(|relative| ListingTableUrl::parse(format!("{}{relative}", folder.as_str())))
+        .collect()
+}
+
+/// The listing URLs of a table: one for a folder or file, one per file of a list of files. A
+/// listing table reads all its files through the store of the first, so a list's files share one.
+fn table_urls(source: &TableSource) -> Result<Vec<ListingTableUrl>, LakeError> {
+    let files = match &source.data {
+        TableData::Location(location) | TableData::JobOutputs(location) => {
+            return Ok(vec![table_url(&source.name, location)?]);
+        }
+        TableData::Files(files) => files,
+    };
+    let urls = files
+        .iter()
+        .map(|file| {
+            if !file.to_string().ends_with(PARQUET_EXTENSION) {
+                return Err(LakeError::FileNotParquet {
+                    table: source.name.clone(),
+                    file: file.to_string(),
+                });
+            }
+            table_url(&source.name, file)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = &urls[0];
+    if let Some(other) = urls
+        .iter()
+        .find(|url| url.object_store() != first.object_store())
+    {
+        return Err(LakeError::FilesInTwoStores {
+            table: source.name.clone(),
+            first: first.to_string(),
+            other: other.to_string(),
+        });
+    }
+    Ok(urls)
+}
+
+/// The listing URL of a location: a folder (with the trailing `/` that marks one) or a file.
+fn table_url(table: &str, location: &Location) -> Result<ListingTableUrl, LakeError> {
     let parse = |text: &str| {
         ListingTableUrl::parse(text).map_err(|error| LakeError::DataFusion {
-            table: source.name.clone(),
+            table: table.to_string(),
             source: error,
         })
     };
-    let path = match &source.location {
+    let path = match location {
         Location::Local(path) => path,
         // A key ending in .parquet is a file; anything else a prefix, whose `/` keeps
         // `events/` from also matching `events_old/`.
@@ -555,7 +772,7 @@ fn table_url(source: &TableSource) -> Result<ListingTableUrl, LakeError> {
         Location::Remote(url) => return parse(as_folder(url).as_str()),
     };
     let missing = || LakeError::LocationMissing {
-        table: source.name.clone(),
+        table: table.to_string(),
         location: path.display().to_string(),
     };
     let absolute = std::path::absolute(path).map_err(|_| missing())?;
@@ -845,10 +1062,8 @@ mod tests {
     #[test]
     fn table_argument_needs_name_and_path() {
         assert_eq!(
-            TableSource::from_argument("events=./logs")
-                .unwrap()
-                .location,
-            Location::Local(PathBuf::from("./logs"))
+            TableSource::from_argument("events=./logs").unwrap().data,
+            TableData::Location(Location::Local(PathBuf::from("./logs")))
         );
         for bad in ["events", "=./logs", "events="] {
             assert!(matches!(

@@ -34,6 +34,12 @@ pub enum LakeConfigError {
         "{path}: table '{table}' sets date_partition but no time_column: add time_column = \"ts\" (the column whose UTC date the partition holds)"
     )]
     DatePartitionWithoutTime { path: PathBuf, table: String },
+    #[error("{path}: table '{table}' {problem}")]
+    Table {
+        path: PathBuf,
+        table: String,
+        problem: &'static str,
+    },
 }
 
 /// The whole file.
@@ -72,7 +78,16 @@ pub struct ServerConfig {
 pub struct TableConfig {
     /// A folder or `.parquet` file, relative to the lake, absolute, or a URL such as
     /// `s3://bucket/events/` or `https://host/events.parquet`.
-    pub location: String,
+    pub location: Option<String>,
+    /// The table's files one by one, in place of `location`: plain HTTP cannot list a folder, so
+    /// an `https://` table of several files names them. They form one table, so they share one
+    /// store (scheme and host).
+    pub files: Option<Vec<String>>,
+    /// The location holds job outputs (prefixes with a `_SUCCESS` manifest, such as one
+    /// `--output` per run date): the table is the union of the files their manifests name;
+    /// prefixes without a manifest yet (a run in flight) are left out.
+    #[serde(default)]
+    pub job_outputs: bool,
     /// The table's event-time column.
     pub time_column: Option<String>,
     /// A hive partition column (DATE) holding the UTC date of `time_column`.
@@ -80,6 +95,38 @@ pub struct TableConfig {
     /// Object-store options of the table's bucket, such as `aws_region` or `aws_endpoint`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+}
+
+/// What a table reads, from its `location`, `files` and `job_outputs` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableData<'a> {
+    /// A folder or file (or a job's output, read by its manifest).
+    Location(&'a str),
+    /// Files named one by one.
+    Files(&'a [String]),
+    /// A folder of job outputs.
+    JobOutputs(&'a str),
+}
+
+impl TableConfig {
+    /// What the table reads, or what is wrong with its keys (said with what to write instead).
+    pub fn data(&self) -> Result<TableData<'_>, &'static str> {
+        match (&self.location, &self.files) {
+            (Some(location), None) if self.job_outputs => Ok(TableData::JobOutputs(location)),
+            (Some(location), None) => Ok(TableData::Location(location)),
+            (None, Some(_)) if self.job_outputs => Err(
+                "sets job_outputs with files: job_outputs reads the outputs under a location, such as location = \"s3://bucket/reports/daily_kpis/\"",
+            ),
+            (None, Some(files)) if files.is_empty() => Err(
+                "has an empty list of files: name them, such as files = [\"https://host/a.parquet\"]",
+            ),
+            (None, Some(files)) => Ok(TableData::Files(files)),
+            (None, None) => Err(
+                "has no location: give it location = \"FOLDER, FILE OR URL\", or files = [\"URL\", ...] for files that cannot be listed (https://)",
+            ),
+            (Some(_), Some(_)) => Err("has both location and files: give it one of them"),
+        }
+    }
 }
 
 impl LakeConfig {
@@ -107,6 +154,13 @@ impl LakeConfig {
             }
         })?;
         for (name, table) in &config.tables {
+            if let Err(problem) = table.data() {
+                return Err(LakeConfigError::Table {
+                    path: path.to_path_buf(),
+                    table: name.clone(),
+                    problem,
+                });
+            }
             if table.date_partition.is_some() && table.time_column.is_none() {
                 return Err(LakeConfigError::DatePartitionWithoutTime {
                     path: path.to_path_buf(),
@@ -130,7 +184,7 @@ mod tests {
         )
         .unwrap();
         let events = &config.tables["events"];
-        assert_eq!(events.location, "events");
+        assert_eq!(events.location.as_deref(), Some("events"));
         assert_eq!(events.time_column.as_deref(), Some("ts"));
         assert_eq!(events.date_partition.as_deref(), Some("date"));
     }
@@ -174,5 +228,48 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("add time_column"), "{error}");
+    }
+
+    #[test]
+    fn a_table_is_a_location_or_a_list_of_files() {
+        let config = LakeConfig::parse(
+            Path::new("usagelake.toml"),
+            "[tables.accounts]\nfiles = [\"https://host/a.parquet\", \"https://host/b.parquet\"]\n\
+             [tables.kpis]\nlocation = \"s3://bucket/kpis/\"\njob_outputs = true\n",
+        )
+        .unwrap();
+        let files = [
+            "https://host/a.parquet".to_string(),
+            "https://host/b.parquet".to_string(),
+        ];
+        assert_eq!(
+            config.tables["accounts"].data(),
+            Ok(TableData::Files(&files))
+        );
+        assert_eq!(
+            config.tables["kpis"].data(),
+            Ok(TableData::JobOutputs("s3://bucket/kpis/"))
+        );
+        for (body, expected) in [
+            ("time_column = \"ts\"\n", "table 't' has no location"),
+            (
+                "location = \"t\"\nfiles = [\"https://h/a.parquet\"]\n",
+                "table 't' has both location and files",
+            ),
+            ("files = []\n", "table 't' has an empty list of files"),
+            (
+                "files = [\"https://h/a.parquet\"]\njob_outputs = true\n",
+                "table 't' sets job_outputs with files",
+            ),
+        ] {
+            let error =
+                LakeConfig::parse(Path::new("usagelake.toml"), &format!("[tables.t]\n{body}"))
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                error.starts_with(&format!("usagelake.toml: {expected}")),
+                "{error}"
+            );
+        }
     }
 }

@@ -16,13 +16,19 @@ fn job_file(name: &str) -> String {
     format!("{}/queries/{name}.sql", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What a job's SQL returns on the small lake, run as a plain query with its variables put in
-/// by text replacement: the test's own way of getting what the job should publish.
-fn direct(job: &str, vars: &[(&str, &str)]) -> String {
+/// A job's SQL with its variables put in by text replacement: the test's own way of getting
+/// what the job should publish, as a plain query.
+pub(crate) fn job_sql(job: &str, vars: &[(&str, &str)]) -> String {
     let mut sql = std::fs::read_to_string(job_file(job)).unwrap();
     for (name, value) in vars {
         sql = sql.replace(&format!("${{{name}}}"), &format!("'{value}'"));
     }
+    sql
+}
+
+/// What a job's SQL returns on the small lake, run as a plain query (see [`job_sql`]).
+fn direct(job: &str, vars: &[(&str, &str)]) -> String {
+    let sql = job_sql(job, vars);
     // `=` keeps the leading `--` comment from reading as an option.
     run_ok(&[
         "--lake",
@@ -31,7 +37,8 @@ fn direct(job: &str, vars: &[(&str, &str)]) -> String {
     ])
 }
 
-fn run_job(mut command: Command, job: &str, args: &[&str]) -> Output {
+/// `command` set to run `job` over the small lake with `args`.
+pub(crate) fn job_command(mut command: Command, job: &str, args: &[&str]) -> Command {
     command
         .args([
             "run",
@@ -39,12 +46,15 @@ fn run_job(mut command: Command, job: &str, args: &[&str]) -> Output {
             "--lake",
             small_lake().to_str().unwrap(),
         ])
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    command
 }
 
-fn assert_success(output: &Output) {
+pub(crate) fn run_job(command: Command, job: &str, args: &[&str]) -> Output {
+    job_command(command, job, args).output().unwrap()
+}
+
+pub(crate) fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
         "job failed ({:?}): {}",
@@ -409,16 +419,13 @@ fn a_job_killed_mid_write_leaves_the_old_output_intact() {
             Fault::Forward
         }
     });
-    let mut command = usagelake_s3(&proxy.endpoint());
-    command
-        .args([
-            "run",
-            &job_file("daily_kpis"),
-            "--lake",
-            small_lake().to_str().unwrap(),
-        ])
-        .args(["--var", "run_date=2024-02-06", "--output", KPIS_OUTPUT]);
-    let mut child = command.spawn().unwrap();
+    let mut child = job_command(
+        usagelake_s3(&proxy.endpoint()),
+        "daily_kpis",
+        &["--var", "run_date=2024-02-06", "--output", KPIS_OUTPUT],
+    )
+    .spawn()
+    .unwrap();
     let started = Instant::now();
     let mut seen = Vec::new();
     while !seen

@@ -9,6 +9,8 @@ mod fault_proxy;
 mod flight_clients;
 mod flight_rust;
 mod generate;
+mod http_tables;
+mod job_outputs;
 mod jobs;
 mod lake;
 mod object_storage;
