@@ -310,8 +310,8 @@ impl<T: ArrowPrimitiveType + Debug> MovementSetsAccumulator<T> {
         }
     }
 
-    /// The payments of period `number`, made room for.
-    fn at(&mut self, number: i32) -> &mut Payments<T::Native> {
+    /// The index of period `number` in `payments`, made room for.
+    fn index_of(&mut self, number: i32) -> usize {
         if self.payments.is_empty() {
             self.base = number;
         }
@@ -325,12 +325,12 @@ impl<T: ArrowPrimitiveType + Debug> MovementSetsAccumulator<T> {
         if index >= self.payments.len() {
             self.payments.resize_with(index + 1, Payments::new);
         }
-        &mut self.payments[index]
+        index
     }
 
     fn add(&mut self, number: i32, account: i64, mrr: T::Native) -> Result<()> {
-        let money_type = self.money_type.clone();
-        self.at(number).add(account, mrr, &money_type)
+        let index = self.index_of(number);
+        self.payments[index].add(account, mrr, &self.money_type)
     }
 }
 
