@@ -8,8 +8,9 @@
 //! actor's events into sessions with [`actor_sessions`](crate::actor_sessions), whose partial
 //! states merge, and the list of sessions unnested into rows. Per period, DataFusion's own
 //! aggregates then count them: `count`, `count(DISTINCT actor)`, `median` and `percentile_cont`
-//! (exact, interpolating between the two nearest lengths, as DuckDB's `quantile_cont`), so that a
-//! plain SQL formulation with `LAG` reproduces every number.
+//! (exact, interpolating between the two nearest lengths; DataFusion 55 truncates the weight of
+//! the upper one to a millionth, so DuckDB's `quantile_cont` can differ in the seventh digit), so
+//! that a plain SQL formulation with `LAG` reproduces every number.
 //!
 //! A session belongs to the period in which it starts, and its length is that of all its events: one
 //! that starts before `until` may go on after it. So only the lower end of the range reaches the
@@ -19,7 +20,7 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{Column, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::{get_field, least};
 use datafusion::functions_aggregate::count::count_distinct;
@@ -76,8 +77,9 @@ fn documentation() -> &'static Documentation {
              to the period in which it starts. Columns: [segment,] period (DATE, or TIMESTAMP \
              WITH TIME ZONE for hours), sessions BIGINT, actors BIGINT (distinct actors with a \
              session starting in the period), sessions_per_actor DOUBLE, median_session_minutes \
-             DOUBLE, p90_session_minutes DOUBLE (exact, interpolated between the two nearest \
-             lengths as percentile_cont does; a one-event session lasts 0 minutes), \
+             DOUBLE, p90_session_minutes DOUBLE (exact, from all the lengths, as DataFusion's median \
+             and percentile_cont compute them: interpolated between the two nearest ranks, the \
+             p90's weight truncated to a millionth; a one-event session lasts 0 minutes), \
              events_per_session DOUBLE, period_complete BOOLEAN (false for a period that had not \
              ended at the input's last event, or at until). Ordered by segment and period; periods \
              without sessions have no row. With per_session => true, one row per session \
@@ -213,9 +215,7 @@ impl MetricTableFunction for Sessions {
         let calendar = &input.calendar;
         let range = PeriodRange::read(NAME, arguments, period, calendar, context)?;
         let out_of_range = || {
-            datafusion::common::plan_datafusion_err!(
-                "{NAME}: since or until lies outside the supported range of years"
-            )
+            plan_datafusion_err!("{NAME}: since or until lies outside the supported range of years")
         };
         // The instants the reported sessions start from, and start before.
         let (start, end) = if per_session {
@@ -262,10 +262,14 @@ impl MetricTableFunction for Sessions {
         let segments = &input.segments;
         let mut keys = segments.clone();
         keys.push(input.actor.clone());
+        // Per session, the sessions before `start` are dropped when cut, so that the numbers count
+        // the reported ones; per period they stay until the last event is known (one of them may
+        // hold it).
+        let dropped_before = if per_session { start } else { None };
         let cut = AggregateUDF::from(ActorSessions::new()).call(vec![
             input.micros(),
             lit(gap),
-            lit(ScalarValue::Int64(start)),
+            lit(ScalarValue::Int64(dropped_before)),
         ]);
         let events = LogicalPlanBuilder::from(input.plan.clone()).filter(filter)?;
         let sessions = fold_segments(events, &keys, cut)?;
@@ -281,7 +285,7 @@ impl MetricTableFunction for Sessions {
                 DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
             )
         };
-        let actor = Expr::Column(datafusion::common::Column::from_name(&input.actor.name));
+        let actor = Expr::Column(Column::from_name(&input.actor.name));
         let mut segment_columns = folded_segments(segments);
 
         if per_session {
@@ -361,11 +365,15 @@ impl MetricTableFunction for Sessions {
         ]);
         segment_columns.push(col("period"));
         let with_last = per_period.window(vec![last_event])?;
-        // Periods from the end on were read only for their last event.
-        let reported = match end {
-            Some(end) => with_last.filter(col("period").lt(period_of(lit(end))))?,
-            None => with_last,
-        };
+        // The periods before the first reported and from the end on were read only for the last
+        // event and to cut the sessions going on at `start`.
+        let mut reported = with_last;
+        if let Some(start) = start {
+            reported = reported.filter(col("period").gt_eq(period_of(lit(start))))?;
+        }
+        if let Some(end) = end {
+            reported = reported.filter(col("period").lt(period_of(lit(end))))?;
+        }
         let report = reported.project(output)?;
         in_order(report, segment_columns)?.build()
     }
