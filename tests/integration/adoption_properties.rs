@@ -430,7 +430,11 @@ fn random_lake(seed: u64) -> Lake {
 }
 
 /// Nanoseconds as a timestamp array of `unit` (floored) and `zone`.
-fn time_array(unit: TimeUnit, zone: Option<Arc<str>>, nanos: Vec<Option<i64>>) -> ArrayRef {
+pub(crate) fn time_array(
+    unit: TimeUnit,
+    zone: Option<Arc<str>>,
+    nanos: Vec<Option<i64>>,
+) -> ArrayRef {
     let per_unit = match unit {
         TimeUnit::Second => NANOS,
         TimeUnit::Millisecond => 1_000_000,
@@ -456,7 +460,7 @@ fn time_array(unit: TimeUnit, zone: Option<Arc<str>>, nanos: Vec<Option<i64>>) -
 }
 
 /// Writes one Parquet file of the named columns.
-fn write_batch(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+pub(crate) fn write_batch(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     let schema = Arc::new(Schema::new(
         columns
             .iter()
@@ -672,7 +676,7 @@ fn type_name(data_type: &DataType) -> String {
 }
 
 /// Column types and rows of batches as text, DOUBLEs rounded to 9 significant digits.
-fn rounded_rows(batches: &[RecordBatch]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn rounded_rows(batches: &[RecordBatch]) -> (Vec<String>, Vec<String>) {
     let (_, rows) = text_rows(batches);
     let Some(batch) = batches.first() else {
         return (vec![], rows);

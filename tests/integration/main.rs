@@ -21,5 +21,6 @@ mod repl;
 mod revenue_properties;
 mod s3_server;
 mod server;
+mod sessions_properties;
 mod support;
 mod survey_properties;

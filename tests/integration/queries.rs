@@ -2073,3 +2073,161 @@ fn next_after_pricing_matches_the_event_after_each_users_first_pricing_view_by_l
         assert_eq!(row[2].parse::<f64>().unwrap(), share(count), "{row:?}");
     }
 }
+
+/// The sessions of one actor's event times in microseconds (sorted here): runs with no pause
+/// longer than `gap`, as (first, last, events).
+fn sessions_of_times(mut times: Vec<i64>, gap: i64) -> Vec<(i64, i64, u64)> {
+    times.sort_unstable();
+    let mut sessions: Vec<(i64, i64, u64)> = Vec::new();
+    for time in times {
+        match sessions.last_mut() {
+            Some(last) if time - last.1 <= gap => {
+                last.1 = time;
+                last.2 += 1;
+            }
+            _ => sessions.push((time, time, 1)),
+        }
+    }
+    sessions
+}
+
+/// The `fraction` quantile of `values` interpolated between the two nearest ranks, as the
+/// `sessions` documentation defines it (DataFusion's `percentile_cont`): the weight of the upper
+/// rank is truncated to a millionth.
+fn interpolated_quantile(values: &mut [f64], fraction: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = fraction * (values.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    let weight = ((rank - low as f64) * 1e6).trunc() / 1e6;
+    values[low] + (values[high] - values[low]) * weight
+}
+
+/// Per key, the sessions starting in it: (actor, minutes, events).
+type SessionsByKey<K> = BTreeMap<K, Vec<(i64, f64, u64)>>;
+
+/// Checks one report row's counts and quantiles against the sessions of its key.
+fn assert_session_stats(row: &[String], sessions: &[(i64, f64, u64)], what: &str) {
+    let actors = sessions.iter().map(|s| s.0).collect::<BTreeSet<_>>().len();
+    let mut minutes: Vec<f64> = sessions.iter().map(|s| s.1).collect();
+    let events: u64 = sessions.iter().map(|s| s.2).sum();
+    assert_eq!(row[0], sessions.len().to_string(), "{what}: sessions");
+    assert_eq!(row[1], actors.to_string(), "{what}: actors");
+    assert_double(
+        &row[2],
+        Some(interpolated_quantile(&mut minutes, 0.5)),
+        &format!("{what}: median"),
+    );
+    assert_double(
+        &row[3],
+        Some(interpolated_quantile(&mut minutes, 0.9)),
+        &format!("{what}: p90"),
+    );
+    assert_double(
+        &row[4],
+        Some(events as f64 / sessions.len() as f64),
+        &format!("{what}: events per session"),
+    );
+}
+
+const THIRTY_MINUTES_MICROS: i64 = 30 * 60 * 1_000_000;
+
+#[test]
+fn sessions_per_day_matches_sessions_cut_from_the_rows() {
+    let mut user_times: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut last_event = i64::MIN;
+    for event in read_events(&sample_lake()) {
+        let micros = event.ts.timestamp_micros();
+        last_event = last_event.max(micros);
+        user_times.entry(event.user_id).or_default().push(micros);
+    }
+    let mut days: SessionsByKey<NaiveDate> = BTreeMap::new();
+    for (user, times) in user_times {
+        for (first, last, events) in sessions_of_times(times, THIRTY_MINUTES_MICROS) {
+            let day = DateTime::from_timestamp_micros(first).unwrap().date_naive();
+            let minutes = (last - first) as f64 / 60_000_000.0;
+            days.entry(day).or_default().push((user, minutes, events));
+        }
+    }
+    let last_day = DateTime::from_timestamp_micros(last_event)
+        .unwrap()
+        .date_naive();
+    assert!(days.values().flatten().any(|s| s.1 > 0.0 && s.2 > 1));
+
+    let rows = run_query("sessions_per_day.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "day",
+            "sessions",
+            "users",
+            "sessions_per_user",
+            "median_session_minutes",
+            "p90_session_minutes",
+            "events_per_session",
+            "period_complete"
+        ]
+    );
+    assert_eq!(rows.len() - 1, days.len());
+    for (row, (day, sessions)) in rows[1..].iter().zip(&days) {
+        assert_eq!(row[0], day.to_string());
+        let stats = [&row[1], &row[2], &row[4], &row[5], &row[6]].map(String::clone);
+        assert_session_stats(&stats, sessions, &day.to_string());
+        let users = stats[1].parse::<f64>().unwrap();
+        assert_double(
+            &row[3],
+            Some(sessions.len() as f64 / users),
+            &format!("{day}: sessions per user"),
+        );
+        assert_eq!(row[7], (*day < last_day).to_string(), "{day}: complete");
+    }
+}
+
+#[test]
+fn session_length_by_plan_matches_sessions_cut_from_each_plans_rows() {
+    let mut plan_user_times: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
+    for event in read_events(&sample_lake()) {
+        plan_user_times
+            .entry((event.plan.clone(), event.user_id))
+            .or_default()
+            .push(event.ts.timestamp_micros());
+    }
+    let mut months: SessionsByKey<(String, NaiveDate)> = BTreeMap::new();
+    for ((plan, user), times) in plan_user_times {
+        for (first, last, events) in sessions_of_times(times, THIRTY_MINUTES_MICROS) {
+            let day = DateTime::from_timestamp_micros(first).unwrap().date_naive();
+            let month = day.with_day(1).unwrap();
+            let minutes = (last - first) as f64 / 60_000_000.0;
+            months
+                .entry((plan.clone(), month))
+                .or_default()
+                .push((user, minutes, events));
+        }
+    }
+    assert!(
+        months
+            .keys()
+            .map(|(plan, _)| plan)
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1
+    );
+
+    let rows = run_query("session_length_by_plan.sql");
+    assert_eq!(
+        rows[0],
+        vec![
+            "plan",
+            "month",
+            "sessions",
+            "users",
+            "median_session_minutes",
+            "p90_session_minutes",
+            "events_per_session"
+        ]
+    );
+    assert_eq!(rows.len() - 1, months.len());
+    for (row, ((plan, month), sessions)) in rows[1..].iter().zip(&months) {
+        assert_eq!([&row[0], &row[1]], [plan, &month.to_string()]);
+        assert_session_stats(&row[2..], sessions, &format!("{plan} {month}"));
+    }
+}

@@ -8,6 +8,7 @@ mod active_days;
 mod active_user_counts;
 mod active_user_sets;
 mod active_users;
+mod actor_sessions;
 mod actor_sets;
 mod adoption_rate;
 mod ces;
@@ -45,6 +46,8 @@ mod sequence_match;
 mod sequence_match_events;
 mod sequence_next_node;
 mod sequence_pattern;
+mod sessionize;
+mod sessions;
 mod table_function;
 mod time_arguments;
 mod to_mrr;
@@ -60,7 +63,7 @@ pub use options::{UsagelakeOptions, WeekStart};
 use std::sync::Arc;
 
 use datafusion::error::Result;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::table_function::{MetricTableFunction, MetricTablePlanner};
@@ -104,7 +107,12 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(k_factor::KFactor::new()),
         AggregateUDF::from(sequence_match_events::SequenceMatchEvents::new()),
         AggregateUDF::from(sequence_next_node::SequenceNextNode::new()),
+        AggregateUDF::from(actor_sessions::ActorSessions::new()),
     ]
+}
+
+fn window_functions() -> Vec<WindowUDF> {
+    vec![WindowUDF::from(sessionize::Sessionize::new())]
 }
 
 /// The metric table functions, planned by [`MetricTablePlanner`].
@@ -117,6 +125,7 @@ fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
         Arc::new(funnel::Funnel),
         Arc::new(lifecycle::Lifecycle),
         Arc::new(revenue_churn::RevenueChurn),
+        Arc::new(sessions::Sessions),
         Arc::new(usage_frequency::UsageFrequency),
     ]
 }
@@ -136,14 +145,18 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     }
     let scalars = scalar_functions();
     let aggregates = aggregate_functions();
+    let windows = window_functions();
     let mut tables = metric_table_functions();
-    let listing = UsagelakeFunctions::new(&scalars, &aggregates, &tables);
+    let listing = UsagelakeFunctions::new(&scalars, &aggregates, &windows, &tables);
     tables.push(Arc::new(listing));
     for function in scalars {
         ctx.register_udf(function);
     }
     for function in aggregates {
         ctx.register_udaf(function);
+    }
+    for function in windows {
+        ctx.register_udwf(function);
     }
     let catalogs = Arc::clone(ctx.state_ref().read().catalog_list());
     ctx.register_relation_planner(Arc::new(MetricTablePlanner::new(tables, catalogs)))?;

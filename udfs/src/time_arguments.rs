@@ -271,22 +271,30 @@ pub(crate) fn time_bound(
             _ => return bad(&value),
         },
     };
-    let Some(instant) = TimeValue::instant(micros.div_euclid(1_000_000)) else {
-        return bad(&value);
-    };
-    let local_date = calendar.local_date(instant);
-    // A period is reported when its first instant is in the range.
-    let first_day = if calendar.day_start(local_date) * 1_000_000 < micros {
-        local_date + 1
-    } else {
-        local_date
-    };
-    Ok(Some(TimeBound {
-        micros,
-        local_date,
-        first_day,
-        text,
-    }))
+    match TimeBound::at(calendar, micros, text) {
+        Some(bound) => Ok(Some(bound)),
+        None => bad(&value),
+    }
+}
+
+impl TimeBound {
+    /// The bound at instant `micros`, in `calendar`; `None` outside the supported years.
+    pub(crate) fn at(calendar: &Calendar, micros: i64, text: String) -> Option<Self> {
+        let instant = TimeValue::instant(micros.div_euclid(1_000_000))?;
+        let local_date = calendar.local_date(instant);
+        // A period is reported when its first instant is in the range.
+        let first_day = if calendar.day_start(local_date) * 1_000_000 < micros {
+            local_date + 1
+        } else {
+            local_date
+        };
+        Some(TimeBound {
+            micros,
+            local_date,
+            first_day,
+            text,
+        })
+    }
 }
 
 /// The `period` argument of a function that reports by calendar periods, of a day or longer

@@ -11,14 +11,14 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, col,
-    lit,
+    AggregateUDF, DocSection, Documentation, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF,
+    WindowUDF, col, lit,
 };
 
 use crate::table_function::{BoundArguments, MetricTableFunction};
 
 /// The kinds of function a row can describe.
-const KINDS: [&str; 3] = ["scalar", "aggregate", "table"];
+const KINDS: [&str; 4] = ["scalar", "aggregate", "window", "table"];
 
 /// The columns of `usagelake_functions()`, in order.
 const COLUMNS: [&str; 6] = [
@@ -53,14 +53,15 @@ fn own_documentation() -> &'static Documentation {
                 label: "Usagelake functions",
                 description: None,
             },
-            "Lists the functions of the usagelake metric library (scalar, aggregate and table \
-             functions) with their description, syntax, arguments (one `name: description` per \
+            "Lists the functions of the usagelake metric library (scalar, aggregate, window and \
+             table functions) with their description, syntax, arguments (one `name: description` per \
              line) and an example. DataFusion's built-in functions are listed by SHOW FUNCTIONS.",
             "usagelake_functions([kind [, name]])",
         )
         .with_argument(
             "kind",
-            "Only functions of this kind: 'scalar', 'aggregate' or 'table'. Default: all.",
+            "Only functions of this kind: 'scalar', 'aggregate', 'window' or 'table'. Default: \
+             all.",
         )
         .with_argument(
             "name",
@@ -75,10 +76,11 @@ fn own_documentation() -> &'static Documentation {
 }
 
 impl UsagelakeFunctions {
-    /// The listing of `scalars`, `aggregates` and `tables`, and of itself.
+    /// The listing of `scalars`, `aggregates`, `windows` and `tables`, and of itself.
     pub(crate) fn new(
         scalars: &[ScalarUDF],
         aggregates: &[AggregateUDF],
+        windows: &[WindowUDF],
         tables: &[std::sync::Arc<dyn MetricTableFunction>],
     ) -> Self {
         let mut rows = Vec::new();
@@ -96,6 +98,9 @@ impl UsagelakeFunctions {
         }
         for function in aggregates {
             add(function.name(), "aggregate", function.documentation());
+        }
+        for function in windows {
+            add(function.name(), "window", function.documentation());
         }
         for function in tables {
             add(function.name(), "table", Some(function.documentation()));

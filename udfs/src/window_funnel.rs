@@ -712,7 +712,8 @@ impl TimeKind {
     }
 }
 
-fn ticks_per_second(unit: TimeUnit) -> i128 {
+/// Ticks of `unit` in a second.
+pub(crate) fn ticks_per_second(unit: TimeUnit) -> i128 {
     match unit {
         TimeUnit::Second => 1,
         TimeUnit::Millisecond => 1_000,
