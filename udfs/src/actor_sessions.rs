@@ -139,10 +139,10 @@ impl AggregateUDFImpl for ActorSessions {
 /// Events of one actor with no pause longer than the gap between them: the first and last times
 /// and how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    started: i64,
-    ended: i64,
-    events: i64,
+pub(crate) struct Span {
+    pub(crate) started: i64,
+    pub(crate) ended: i64,
+    pub(crate) events: i64,
 }
 
 impl Span {
@@ -175,7 +175,7 @@ fn merge_spans(spans: &mut Vec<Span>, gap: i64) {
 }
 
 /// The value of a constant argument (or state column): the first non-NULL row's.
-fn constant_at(array: &ArrayRef) -> Option<i64> {
+pub(crate) fn constant_at(array: &ArrayRef) -> Option<i64> {
     let values = array.as_primitive_opt::<Int64Type>()?;
     (0..values.len())
         .find(|row| values.is_valid(*row))
@@ -186,7 +186,7 @@ fn constant_at(array: &ArrayRef) -> Option<i64> {
 /// vector, not to one of a million small ones, and the pairs are sorted into groups only when they
 /// are compacted or emitted.
 #[derive(Debug, Default)]
-struct ActorSessionsGroups {
+pub(crate) struct ActorSessionsGroups {
     gap: Option<i64>,
     since: Option<i64>,
     pairs: Vec<(u32, Span)>,
@@ -198,13 +198,13 @@ struct ActorSessionsGroups {
 }
 
 /// One emitted group's spans, merged and in order: `spans[offsets[g]..offsets[g + 1]]`.
-struct Emitted {
-    offsets: Vec<usize>,
-    spans: Vec<Span>,
+pub(crate) struct Emitted {
+    pub(crate) offsets: Vec<usize>,
+    pub(crate) spans: Vec<Span>,
 }
 
 impl ActorSessionsGroups {
-    fn read_settings(&mut self, gap: &ArrayRef, since: &ArrayRef) -> Result<()> {
+    pub(crate) fn read_settings(&mut self, gap: &ArrayRef, since: &ArrayRef) -> Result<()> {
         set_bound(NAME, &mut self.gap, constant_at(gap), "gap_micros")?;
         set_bound(NAME, &mut self.since, constant_at(since), "since_micros")?;
         if self.gap.is_some_and(|gap| gap <= 0) {
@@ -213,11 +213,29 @@ impl ActorSessionsGroups {
         Ok(())
     }
 
-    fn grow(&mut self, total_num_groups: usize) {
+    pub(crate) fn grow(&mut self, total_num_groups: usize) {
         self.last.resize(total_num_groups, 0);
     }
 
-    fn add(&mut self, group: usize, span: Span) {
+    /// The number of groups held.
+    pub(crate) fn groups(&self) -> usize {
+        self.last.len()
+    }
+
+    /// Renumbers every group `by` higher, leaving groups 0 to `by - 1` new and empty.
+    pub(crate) fn shift_groups(&mut self, by: usize) {
+        for (group, _) in &mut self.pairs {
+            *group += by as u32;
+        }
+        self.last.splice(0..0, std::iter::repeat_n(0, by));
+    }
+
+    /// The gap and since read from the arguments or states so far.
+    pub(crate) fn settings(&self) -> (Option<i64>, Option<i64>) {
+        (self.gap, self.since)
+    }
+
+    pub(crate) fn add(&mut self, group: usize, span: Span) {
         let gap = self.gap.unwrap_or(0);
         if let Some((_, last)) = self.last[group]
             .checked_sub(1)
@@ -254,7 +272,7 @@ impl ActorSessionsGroups {
 
     /// The merged spans of the groups `emit_to` takes; the groups after them are numbered from 0
     /// again.
-    fn emit(&mut self, emit_to: EmitTo) -> Emitted {
+    pub(crate) fn emit(&mut self, emit_to: EmitTo) -> Emitted {
         let groups = match emit_to {
             EmitTo::All => self.last.len(),
             EmitTo::First(n) => n,
@@ -303,36 +321,9 @@ impl ActorSessionsGroups {
 
     /// The sessions of the groups `emit_to` takes, numbered from 1 from `since` on.
     fn sessions(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let since = self.since.unwrap_or(i64::MIN);
-        let Emitted { offsets, spans } = self.emit(emit_to);
-        let mut lengths = Vec::with_capacity(offsets.len() - 1);
-        let mut columns: [Vec<i64>; 4] = Default::default();
-        for range in offsets.windows(2) {
-            let reported = spans[range[0]..range[1]]
-                .iter()
-                .filter(|span| span.started >= since);
-            let mut count = 0;
-            for (number, span) in reported.enumerate() {
-                count += 1;
-                for (column, value) in columns.iter_mut().zip([
-                    number as i64 + 1,
-                    span.started,
-                    span.ended,
-                    span.events,
-                ]) {
-                    column.push(value);
-                }
-            }
-            lengths.push(count);
-        }
-        let rows = StructArray::try_new(
-            session_fields(),
-            columns
-                .into_iter()
-                .map(|column| Arc::new(Int64Array::from(column)) as ArrayRef)
-                .collect(),
-            None,
-        )?;
+        let emitted = self.emit(emit_to);
+        let (lengths, columns) = reported_sessions(&emitted, self.since, None);
+        let rows = StructArray::try_new(session_fields(), columns, None)?;
         Ok(Arc::new(ListArray::try_new(
             Arc::new(Field::new_list_field(rows.data_type().clone(), true)),
             OffsetBuffer::from_lengths(lengths),
@@ -340,6 +331,48 @@ impl ActorSessionsGroups {
             None,
         )?))
     }
+}
+
+/// The sessions of each group of `emitted` that start from `since` on, numbered from 1 per group:
+/// how many each group has, and their columns, those of [`session_fields`], after the group's
+/// actor (`actor_of(group)`) when that is given.
+pub(crate) fn reported_sessions(
+    emitted: &Emitted,
+    since: Option<i64>,
+    actor_of: Option<&dyn Fn(usize) -> i64>,
+) -> (Vec<usize>, Vec<ArrayRef>) {
+    let since = since.unwrap_or(i64::MIN);
+    let Emitted { offsets, spans } = emitted;
+    let mut lengths = Vec::with_capacity(offsets.len() - 1);
+    let mut actors = Vec::new();
+    let mut columns: [Vec<i64>; 4] = Default::default();
+    for (group, range) in offsets.windows(2).enumerate() {
+        let reported = spans[range[0]..range[1]]
+            .iter()
+            .filter(|span| span.started >= since);
+        let mut count = 0;
+        for (number, span) in reported.enumerate() {
+            count += 1;
+            for (column, value) in
+                columns
+                    .iter_mut()
+                    .zip([number as i64 + 1, span.started, span.ended, span.events])
+            {
+                column.push(value);
+            }
+        }
+        if let Some(actor_of) = actor_of {
+            actors.extend(std::iter::repeat_n(actor_of(group), count));
+        }
+        lengths.push(count);
+    }
+    let actors = actor_of.map(|_| actors);
+    let columns = actors
+        .into_iter()
+        .chain(columns)
+        .map(|column| Arc::new(Int64Array::from(column)) as ArrayRef)
+        .collect();
+    (lengths, columns)
 }
 
 /// Sorts `pairs` into `groups` groups (a counting sort: each group's spans are then few) and

@@ -493,7 +493,7 @@ fn word_bits(index: usize, word: u64) -> impl Iterator<Item = i64> {
     })
 }
 
-fn single_list(values: ArrayRef) -> ScalarValue {
+pub(crate) fn single_list(values: ArrayRef) -> ScalarValue {
     let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
     let offsets = OffsetBuffer::from_lengths([values.len()]);
     ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))

@@ -8,6 +8,7 @@ mod active_days;
 mod active_user_counts;
 mod active_user_sets;
 mod active_users;
+mod actor_id_sessions;
 mod actor_sessions;
 mod actor_sets;
 mod adoption_rate;
@@ -49,6 +50,8 @@ mod sequence_pattern;
 mod sessionize;
 mod sessions;
 mod table_function;
+#[cfg(test)]
+mod test_random;
 mod time_arguments;
 mod to_mrr;
 mod usage_frequency;
@@ -108,6 +111,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(sequence_match_events::SequenceMatchEvents::new()),
         AggregateUDF::from(sequence_next_node::SequenceNextNode::new()),
         AggregateUDF::from(actor_sessions::ActorSessions::new()),
+        AggregateUDF::from(actor_id_sessions::ActorIdSessions::new()),
     ]
 }
 

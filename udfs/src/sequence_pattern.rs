@@ -730,6 +730,7 @@ impl<'a> Search<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_random::Random;
 
     /// Events from (time in seconds, conditions met as 1-based numbers).
     fn events(rows: &[(i64, &[u32])]) -> Vec<Event> {
@@ -1258,18 +1259,6 @@ mod tests {
             count += 1;
         }
         count
-    }
-
-    /// A small deterministic generator (xorshift), so that the comparison needs no crate.
-    struct Random(u64);
-
-    impl Random {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
     }
 
     fn random_pattern(random: &mut Random, conditions: u64) -> String {

@@ -34,6 +34,7 @@ use datafusion::logical_expr::{
     LogicalPlanBuilder, ScalarUDF, cast, col, lit,
 };
 
+use crate::actor_id_sessions::{ActorIdSessions, IDS_PER_BLOCK};
 use crate::actor_sessions::ActorSessions;
 use crate::lifecycle_counts::next_period_start;
 use crate::period::arguments::Stage;
@@ -53,6 +54,8 @@ const MICROS_PER_MINUTE: f64 = 60_000_000.0;
 
 /// Names of intermediate columns, unlikely to clash with an input column.
 const MINUTES: &str = "__sessions_minutes";
+const MICROS: &str = "__sessions_micros";
+const ACTOR_BLOCK: &str = "__sessions_actor_block";
 const EVENTS: &str = "__sessions_events";
 const ENDED: &str = "__sessions_ended";
 const LAST_ENDED: &str = "__sessions_last_ended";
@@ -260,21 +263,48 @@ impl MetricTableFunction for Sessions {
             filter = filter.and(input.at_or_after(&bound(start.saturating_sub(gap))?));
         }
         let segments = &input.segments;
-        let mut keys = segments.clone();
-        keys.push(input.actor.clone());
         // Per session, the sessions before `start` are dropped when cut, so that the numbers count
         // the reported ones; per period they stay until the last event is known (one of them may
         // hold it).
-        let dropped_before = if per_session { start } else { None };
-        let cut = AggregateUDF::from(ActorSessions::new()).call(vec![
-            input.micros(),
-            lit(gap),
-            lit(ScalarValue::Int64(dropped_before)),
-        ]);
+        let dropped_before = lit(ScalarValue::Int64(if per_session { start } else { None }));
         let events = LogicalPlanBuilder::from(input.plan.clone()).filter(filter)?;
-        let sessions = fold_segments(events, &keys, cut)?;
-
         let field = |name: &str| get_field(col(FOLDED), name);
+        let actor_type = input.actor_type()?;
+        let sessions = if actor_type.is_integer() {
+            // Blocks of ids instead of actors: see actor_id_sessions.rs.
+            let actor = Expr::Column(input.actor.clone());
+            let mut columns: Vec<Expr> = segments.iter().cloned().map(Expr::Column).collect();
+            columns.extend([
+                actor.clone(),
+                input.micros().alias(MICROS),
+                (cast(actor, DataType::Int64) / lit(IDS_PER_BLOCK)).alias(ACTOR_BLOCK),
+            ]);
+            let mut keys = segments.clone();
+            keys.push(Column::from_name(ACTOR_BLOCK));
+            let cut = AggregateUDF::from(ActorIdSessions::new()).call(vec![
+                Expr::Column(input.actor.clone()),
+                col(MICROS),
+                lit(gap),
+                dropped_before,
+            ]);
+            let cut = fold_segments(events.project(columns)?, &keys, cut)?;
+            let mut columns = folded_segments(segments);
+            columns.extend([
+                cast(field("actor"), actor_type).alias(&input.actor.name),
+                col(FOLDED),
+            ]);
+            cut.project(columns)?
+        } else {
+            let mut keys = segments.clone();
+            keys.push(input.actor.clone());
+            let cut = AggregateUDF::from(ActorSessions::new()).call(vec![
+                input.micros(),
+                lit(gap),
+                dropped_before,
+            ]);
+            fold_segments(events, &keys, cut)?
+        };
+
         let zone = match &input.ts_type {
             DataType::Timestamp(_, zone) => zone.clone(),
             _ => None,
