@@ -286,6 +286,7 @@ fn a_missing_bucket_is_named(cloud: &dyn CloudEmulator, missing: &str) {
     );
     let error = job_error(&ran, 3);
     assert!(error.contains(&format!("'{location}'")), "{error}");
+    assert!(error.contains(missing), "{error}");
 }
 
 #[test]
@@ -304,6 +305,10 @@ fn a_missing_gcs_bucket_and_a_bad_service_account_are_named() {
         .unwrap();
     let error = one_line_error(&output, 1);
     assert!(error.contains("'gs://lake/small/'"), "{error}");
+    assert!(
+        error.contains("Unable to decode service account file"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -342,6 +347,14 @@ fn a_missing_azure_container_and_wrong_credentials_are_named() {
         ],
     );
     let error = job_error(&ran, 3);
+    assert!(
+        error.starts_with("Error: manifest 'az://lake/jobs/daily_kpis/_SUCCESS': "),
+        "{error}"
+    );
     assert!(error.contains("AuthorizationFailure"), "{error}");
+    assert!(
+        error.contains("the credentials were refused: check AZURE_STORAGE_ACCOUNT_NAME"),
+        "{error}"
+    );
     assert_eq!(cloud.list("lake", ""), Vec::<String>::new());
 }
