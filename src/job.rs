@@ -27,8 +27,12 @@ use url::Url;
 
 use crate::cli::LakeArgs;
 use crate::lake::LakeError;
-use crate::manifest::{Manifest, ManifestColumn, ManifestError, ManifestFile, RUNS_PREFIX};
-use crate::object_stores::{Location, ObjectStoreError, as_folder};
+use crate::manifest::{
+    MANIFEST_FILE, Manifest, ManifestColumn, ManifestError, ManifestFile, RUNS_PREFIX,
+};
+use crate::object_stores::{
+    Location, ObjectStoreError, as_folder, storage_hint, storage_message, store_error_message,
+};
 use crate::runner::one_line;
 use crate::session::{self, SessionError, SessionOptions};
 use crate::statements::{self, StatementError};
@@ -146,11 +150,13 @@ pub enum JobError {
     Lake(#[from] LakeError),
     #[error("{}", one_line(.0))]
     Query(DataFusionError),
-    #[error("{what} '{location}': {message}: check the store and its settings, then re-run")]
+    #[error("{what} '{location}': {message}: {hint}")]
     Storage {
         what: &'static str,
         location: String,
         message: String,
+        /// What to check: the bucket, the endpoint or the credentials, by the store's answer.
+        hint: String,
     },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -175,13 +181,35 @@ impl JobError {
     /// A DataFusion error: a storage error when an object store's request failed at its root.
     fn from_datafusion(what: &'static str, location: &str, error: DataFusionError) -> Self {
         if is_storage_error(&error) {
-            Self::Storage {
-                what,
-                location: location.to_string(),
-                message: crate::object_stores::storage_message(&error),
-            }
+            Self::storage(what, location, storage_message(&error))
         } else {
             Self::Query(error)
+        }
+    }
+
+    /// A failed request to the store of `location`, with the hint its answer calls for.
+    fn storage(what: &'static str, location: &str, message: String) -> Self {
+        let hint = match Location::parse(location) {
+            Ok(Location::Remote(url)) => storage_hint(&url, &message),
+            _ => "check the store and its settings, then re-run".to_string(),
+        };
+        Self::Storage {
+            what,
+            location: location.to_string(),
+            message,
+            hint,
+        }
+    }
+
+    /// A manifest error of the output at `output`: a failed read or write is a storage error
+    /// naming the manifest's URL.
+    fn from_manifest(output: &Url, error: ManifestError) -> Self {
+        match error {
+            ManifestError::Read { source, .. } | ManifestError::Write { source, .. } => {
+                let location = format!("{}{MANIFEST_FILE}", as_folder(output));
+                Self::storage("manifest", &location, store_error_message(&source))
+            }
+            invalid => Self::Manifest(invalid),
         }
     }
 }
@@ -333,7 +361,10 @@ async fn run(args: &JobArgs, log: &JobLog) -> Result<(), JobError> {
         started: started_at.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
     };
-    manifest.write(store.as_ref(), &prefix).await?;
+    manifest
+        .write(store.as_ref(), &prefix)
+        .await
+        .map_err(|e| JobError::from_manifest(&output, e))?;
     let removed = remove_older_runs(store.as_ref(), &prefix, &run_id).await;
     if let Ok(folder) = output.to_file_path() {
         remove_empty_run_folders(&folder, &run_id);
@@ -436,7 +467,10 @@ async fn check_output(
     output: &Url,
     job: &str,
 ) -> Result<(), JobError> {
-    if let Some(manifest) = Manifest::read(store, prefix).await? {
+    let published = Manifest::read(store, prefix)
+        .await
+        .map_err(|e| JobError::from_manifest(output, e))?;
+    if let Some(manifest) = published {
         if manifest.job != job {
             return Err(JobError::ForeignOutput {
                 output: output.to_string(),

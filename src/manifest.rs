@@ -9,6 +9,8 @@ use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use crate::object_stores::store_error_message;
+
 /// The name of the manifest object under an output prefix.
 pub const MANIFEST_FILE: &str = "_SUCCESS";
 /// The prefix, under an output prefix, of the runs' files.
@@ -17,7 +19,7 @@ pub const RUNS_PREFIX: &str = "runs";
 /// Errors reading or writing a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("could not read the manifest '{path}': {source}")]
+    #[error("could not read the manifest '{path}': {}", store_error_message(.source))]
     Read {
         path: String,
         source: datafusion::object_store::Error,
@@ -26,7 +28,7 @@ pub enum ManifestError {
         "'{path}' is not a usagelake manifest ({reason}): remove it, or point --output elsewhere"
     )]
     Invalid { path: String, reason: String },
-    #[error("could not write the manifest '{path}': {source}")]
+    #[error("could not write the manifest '{path}': {}", store_error_message(.source))]
     Write {
         path: String,
         source: datafusion::object_store::Error,

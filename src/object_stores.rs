@@ -160,7 +160,17 @@ pub fn as_folder(url: &Url) -> Url {
 /// A storage error on one line, with an S3-style XML error body cut down to its code and message
 /// (the request and host ids in it help nobody reading a log).
 pub fn storage_message(error: &DataFusionError) -> String {
-    let text = crate::runner::one_line(error);
+    cut_error_body(&crate::runner::one_line(error))
+}
+
+/// [`storage_message`] of an `object_store` error met outside a query (such as reading a manifest).
+pub fn store_error_message(error: &object_store::Error) -> String {
+    cut_error_body(&crate::runner::lines_joined(&error.to_string()))
+}
+
+/// `text` with the XML error body in it (S3's and Azure's, GCS's XML API) cut down to its
+/// `Code` and `Message`.
+fn cut_error_body(text: &str) -> String {
     let Some(start) = text.find("<?xml") else {
         // An empty body leaves the message ending in ':'.
         return text.trim_end_matches([':', ' ']).to_string();
@@ -169,7 +179,7 @@ pub fn storage_message(error: &DataFusionError) -> String {
         let open = format!("<{name}>");
         let from = text[start..].find(&open)? + start + open.len();
         let to = text[from..].find(&format!("</{name}>"))? + from;
-        Some(text[from..to].to_string())
+        Some(text[from..to].trim().to_string())
     };
     let head = text[..start].trim_end().trim_end_matches(':');
     match (element("Code"), element("Message")) {
@@ -181,32 +191,43 @@ pub fn storage_message(error: &DataFusionError) -> String {
 
 /// What to check when a request to the store of `url` failed with `message`.
 pub fn storage_hint(url: &Url, message: &str) -> String {
-    let bucket = url.host_str().unwrap_or_default();
-    let credentials = match url.scheme() {
-        "s3" => {
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the table's aws_access_key_id and aws_secret_access_key options)"
-        }
-        "gs" => "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
-        "az" | "abfss" => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
-        _ => "the server's access rules",
+    let name = url.host_str().unwrap_or_default();
+    let (what, credentials, endpoint) = match url.scheme() {
+        "s3" => (
+            "bucket",
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the table's aws_access_key_id and aws_secret_access_key options)",
+            "AWS_ENDPOINT",
+        ),
+        "gs" => (
+            "bucket",
+            "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+            "the service account's gcs_base_url",
+        ),
+        "az" | "abfss" => (
+            "container",
+            "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ENDPOINT, or AZURITE_BLOB_STORAGE_URL with AZURE_STORAGE_USE_EMULATOR",
+        ),
+        _ => ("host", "the server's access rules", "the URL"),
     };
     let refused = [
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
         "AccessDenied",
+        "AuthorizationFailure",
         "403 Forbidden",
         "401 Unauthorized",
     ];
     if message.contains("NoSuchBucket") || message.contains("ContainerNotFound") {
         format!(
-            "bucket '{bucket}' does not exist: check its name, and the endpoint if it is not the cloud's (AWS_ENDPOINT)"
+            "{what} '{name}' does not exist: check its name, and the endpoint if it is not the cloud's ({endpoint})"
         )
     } else if refused.iter().any(|r| message.contains(r)) {
         format!("the credentials were refused: check {credentials}")
     } else if url.scheme().starts_with("http") {
         "check the URL and that the server answers".to_string()
     } else {
-        format!("check that bucket '{bucket}' exists, the endpoint, and {credentials}")
+        format!("check that {what} '{name}' exists, the endpoint ({endpoint}), and {credentials}")
     }
 }
 
@@ -474,6 +495,36 @@ mod tests {
         let bad = StoreOptions::from_arguments(&["max_retries=many".into()]).unwrap();
         assert!(bad.retry().unwrap_err().to_string().contains("'many'"));
         assert!(StoreOptions::from_arguments(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn hints_name_each_cloud_and_xml_bodies_are_cut_to_one_line() {
+        let container = Url::parse("az://logs/lake/").unwrap();
+        let hint = storage_hint(
+            &container,
+            "404 Not Found: ContainerNotFound: The specified",
+        );
+        assert!(
+            hint.starts_with("container 'logs' does not exist"),
+            "{hint}"
+        );
+        assert!(hint.contains("AZURITE_BLOB_STORAGE_URL"), "{hint}");
+        let hint = storage_hint(
+            &container,
+            "403 Forbidden: AuthorizationFailure: Server failed",
+        );
+        assert!(hint.contains("check AZURE_STORAGE_ACCOUNT_NAME"), "{hint}");
+        let bucket = Url::parse("gs://logs/lake/").unwrap();
+        let hint = storage_hint(&bucket, "500 Internal Server Error");
+        assert!(hint.contains("bucket 'logs' exists"), "{hint}");
+        assert!(hint.contains("GOOGLE_SERVICE_ACCOUNT"), "{hint}");
+
+        let body = "403 Forbidden: <?xml version=\"1.0\"?>\n<Error>\n  <Code>AuthorizationFailure</Code>\n  <Message>Server failed.\nRequestId:1</Message>\n</Error>";
+        let cut = cut_error_body(&crate::runner::lines_joined(body));
+        assert_eq!(
+            cut,
+            "403 Forbidden: AuthorizationFailure: Server failed. RequestId:1"
+        );
     }
 
     #[test]

@@ -43,9 +43,13 @@ impl RunError {
 
 /// A DataFusion error and its causes on one line, without a backtrace.
 pub fn one_line(error: &DataFusionError) -> String {
-    error
-        .strip_backtrace()
-        .lines()
+    lines_joined(&error.strip_backtrace())
+}
+
+/// `text`'s non-empty lines, trimmed and joined by spaces: a multi-line message (such as a
+/// store's XML error body) as one log line.
+pub fn lines_joined(text: &str) -> String {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()

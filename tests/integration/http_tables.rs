@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::object_storage::one_line_error;
-use crate::s3_server::free_port;
+use crate::server_process::free_port;
 use crate::support::{csv_rows, files_under, run_ok, small_lake, usagelake};
 
 /// `http_files.py` serving a folder on 127.0.0.1, stopped when dropped.

@@ -27,7 +27,7 @@ pub(crate) fn job_sql(job: &str, vars: &[(&str, &str)]) -> String {
 }
 
 /// What a job's SQL returns on the small lake, run as a plain query (see [`job_sql`]).
-fn direct(job: &str, vars: &[(&str, &str)]) -> String {
+pub(crate) fn direct(job: &str, vars: &[(&str, &str)]) -> String {
     let sql = job_sql(job, vars);
     // `=` keeps the leading `--` comment from reading as an option.
     run_ok(&[
@@ -65,7 +65,7 @@ pub(crate) fn assert_success(output: &Output) {
 
 /// The error of a job that must fail with `code`: its last line of standard error, the only
 /// `Error: ` line (the lines before it are the job's log).
-fn job_error(output: &Output, code: i32) -> String {
+pub(crate) fn job_error(output: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr)
         .trim_end()
         .to_string();
@@ -79,12 +79,12 @@ fn job_error(output: &Output, code: i32) -> String {
     errors[0].to_string()
 }
 
-fn manifest(bytes: &[u8]) -> serde_json::Value {
+pub(crate) fn manifest(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).expect("the manifest is JSON")
 }
 
 /// Rows in Parquet bytes, counted by the parquet crate from the file's footer.
-fn parquet_rows(bytes: Vec<u8>) -> i64 {
+pub(crate) fn parquet_rows(bytes: Vec<u8>) -> i64 {
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(&bytes).unwrap();
     let reader = SerializedFileReader::new(file).unwrap();
@@ -92,7 +92,7 @@ fn parquet_rows(bytes: Vec<u8>) -> i64 {
 }
 
 /// What the published output at `table` (a folder or URL) reads as, through the lake reader.
-fn published(command: Command, table: &str, order_by: &str) -> String {
+pub(crate) fn published(command: Command, table: &str, order_by: &str) -> String {
     output_ok(
         command,
         &[

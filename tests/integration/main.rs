@@ -5,6 +5,8 @@
 mod adoption_properties;
 mod cli;
 mod clickhouse_differential;
+mod cloud_emulators;
+mod cloud_stores;
 mod fault_proxy;
 mod flight_clients;
 mod flight_rust;
@@ -21,6 +23,7 @@ mod repl;
 mod revenue_properties;
 mod s3_server;
 mod server;
+mod server_process;
 mod sessions_properties;
 mod support;
 mod survey_properties;

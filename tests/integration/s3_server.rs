@@ -2,16 +2,12 @@
 //! process per test on a free loopback port, stopped when the test's [`S3Server`] is dropped.
 //! `.ci/install-test-clients` installs it into a virtual environment outside the clone the first time.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+
+use crate::server_process::{ServerProcess, free_port};
 
 /// Credentials moto accepts without checking them.
 pub(crate) const ACCESS_KEY: &str = "usagelake-test";
@@ -22,20 +18,9 @@ fn moto_server() -> PathBuf {
     crate::python::python().with_file_name("moto_server")
 }
 
-/// A free TCP port on loopback (the OS picks it; it is released for the server to take).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A moto S3 server process on 127.0.0.1.
 pub(crate) struct S3Server {
-    child: Child,
-    port: u16,
-    runtime: tokio::runtime::Runtime,
+    process: ServerProcess,
 }
 
 impl S3Server {
@@ -56,73 +41,30 @@ impl S3Server {
         if check_credentials {
             command.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
         }
-        let child = command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let server = Self {
-            child,
-            port,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        };
-        for _ in 0..300 {
-            if server.http("GET", "/", b"").is_some() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        Self {
+            process: ServerProcess::start(command, port),
         }
-        panic!("moto_server did not answer on port {port} within 30 s");
     }
 
     pub(crate) fn port(&self) -> u16 {
-        self.port
+        self.process.port()
     }
 
     /// The server's URL, for `AWS_ENDPOINT`.
     pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.process.endpoint()
     }
 
-    /// One plain HTTP request (moto takes unsigned ones); the status line, or `None` when the
-    /// server does not answer.
-    fn http(&self, method: &str, path: &str, body: &[u8]) -> Option<String> {
-        self.http_with_headers(method, path, "", body)
-    }
-
-    /// [`S3Server::http`] with extra header lines, each ending in `\r\n`.
-    fn http_with_headers(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &str,
-        body: &[u8],
-    ) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-            self.port,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).ok()?;
-        stream.write_all(body).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        response.lines().next().map(str::to_string)
+    /// One plain HTTP request (moto takes unsigned ones); the status line.
+    fn http(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> String {
+        self.process
+            .http(method, path, headers, body)
+            .expect("moto answers")
     }
 
     pub(crate) fn create_bucket(&self, bucket: &str) {
-        let status = self
-            .http("PUT", &format!("/{bucket}"), b"")
-            .expect("moto answers");
+        let status = self.http("PUT", &format!("/{bucket}"), "", b"");
         assert!(
             status.contains(" 200 "),
             "creating bucket {bucket}: {status}"
@@ -132,14 +74,12 @@ impl S3Server {
     /// Uploads `body` as an object anyone may read, so that plain HTTP GETs of
     /// `http://127.0.0.1:PORT/BUCKET/KEY` get it.
     pub(crate) fn put_public(&self, bucket: &str, key: &str, body: &[u8]) {
-        let status = self
-            .http_with_headers(
-                "PUT",
-                &format!("/{bucket}/{key}"),
-                "x-amz-acl: public-read\r\n",
-                body,
-            )
-            .expect("moto answers");
+        let status = self.http(
+            "PUT",
+            &format!("/{bucket}/{key}"),
+            "x-amz-acl: public-read\r\n",
+            body,
+        );
         assert!(status.contains(" 200 "), "uploading {key}: {status}");
     }
 
@@ -157,49 +97,17 @@ impl S3Server {
 
     /// Uploads every file under `dir` to `bucket` under `prefix`; returns how many.
     pub(crate) fn upload_folder(&self, dir: &Path, bucket: &str, prefix: &str) -> usize {
-        let store = self.store(bucket);
-        let files = crate::support::files_under(dir);
-        self.runtime.block_on(async {
-            for file in &files {
-                let relative = file.strip_prefix(dir).unwrap().to_str().unwrap();
-                let key = ObjectPath::from(format!("{prefix}/{relative}"));
-                store
-                    .put(&key, PutPayload::from(std::fs::read(file).unwrap()))
-                    .await
-                    .unwrap();
-            }
-        });
-        files.len()
+        self.process.upload_folder(&self.store(bucket), dir, prefix)
     }
 
     /// The keys under `prefix` in `bucket`, sorted.
     pub(crate) fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let store = self.store(bucket);
-        let mut keys: Vec<String> = self.runtime.block_on(async {
-            store
-                .list(Some(&ObjectPath::from(prefix)))
-                .map_ok(|meta| meta.location.to_string())
-                .try_collect()
-                .await
-                .unwrap()
-        });
-        keys.sort();
-        keys
+        self.process.list(&self.store(bucket), prefix)
     }
 
     /// The bytes of one object.
     pub(crate) fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let store = self.store(bucket);
-        self.runtime.block_on(async {
-            store
-                .get(&ObjectPath::from(key))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                .to_vec()
-        })
+        self.process.get(&self.store(bucket), key)
     }
 
     /// `command` with the environment that points the S3 store at `endpoint` (this server, or a
@@ -216,12 +124,5 @@ impl S3Server {
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_REGION", "us-east-1");
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
