@@ -190,12 +190,20 @@ pub(crate) struct ActorSessionsGroups {
     gap: Option<i64>,
     since: Option<i64>,
     pairs: Vec<(u32, Span)>,
-    /// Per group, 1 + the index in `pairs` of the span its next event most likely continues (0:
-    /// none): events mostly come in time order, so most of them only move that span's end.
-    last: Vec<usize>,
+    /// Per group, the span its next event most likely continues ([`NO_SPAN`]: none), kept out of
+    /// `pairs`: events mostly come in time order, so most of them only move this span's end, in
+    /// a vector indexed by group rather than at a far place in `pairs`.
+    open: Vec<Span>,
     /// Spans held at which to compact next.
     compact_at: usize,
 }
+
+/// An open span of no events: none.
+const NO_SPAN: Span = Span {
+    started: 0,
+    ended: 0,
+    events: 0,
+};
 
 /// One emitted group's spans, merged and in order: `spans[offsets[g]..offsets[g + 1]]`.
 pub(crate) struct Emitted {
@@ -214,12 +222,12 @@ impl ActorSessionsGroups {
     }
 
     pub(crate) fn grow(&mut self, total_num_groups: usize) {
-        self.last.resize(total_num_groups, 0);
+        self.open.resize(total_num_groups, NO_SPAN);
     }
 
     /// The number of groups held.
     pub(crate) fn groups(&self) -> usize {
-        self.last.len()
+        self.open.len()
     }
 
     /// Renumbers every group `by` higher, leaving groups 0 to `by - 1` new and empty.
@@ -227,7 +235,7 @@ impl ActorSessionsGroups {
         for (group, _) in &mut self.pairs {
             *group += by as u32;
         }
-        self.last.splice(0..0, std::iter::repeat_n(0, by));
+        self.open.splice(0..0, std::iter::repeat_n(NO_SPAN, by));
     }
 
     /// The gap and since read from the arguments or states so far.
@@ -237,25 +245,41 @@ impl ActorSessionsGroups {
 
     pub(crate) fn add(&mut self, group: usize, span: Span) {
         let gap = self.gap.unwrap_or(0);
-        if let Some((_, last)) = self.last[group]
-            .checked_sub(1)
-            .map(|index| &mut self.pairs[index])
-            && span.started >= last.started
-            && last.continues_into(&span, gap)
-        {
-            last.absorb(&span);
+        let open = &mut self.open[group];
+        if open.events == 0 {
+            *open = span;
             return;
         }
-        self.pairs.push((group as u32, span));
-        self.last[group] = self.pairs.len();
+        if span.started >= open.started && open.continues_into(&span, gap) {
+            open.absorb(&span);
+            return;
+        }
+        // An earlier span is set aside; a later one takes the open span's place.
+        let aside = if span.started < open.started {
+            span
+        } else {
+            std::mem::replace(open, span)
+        };
+        self.pairs.push((group as u32, aside));
         if self.pairs.len() >= self.compact_at.max(FIRST_COMPACTION) {
             self.compact();
         }
     }
 
+    /// Moves the open spans into `pairs`.
+    fn close_open_spans(&mut self) {
+        for (group, open) in self.open.iter_mut().enumerate() {
+            if open.events > 0 {
+                self.pairs
+                    .push((group as u32, std::mem::replace(open, NO_SPAN)));
+            }
+        }
+    }
+
     /// Merges the spans of every group, so that room grows with the sessions, not the events.
     fn compact(&mut self) {
-        let groups = self.last.len();
+        self.close_open_spans();
+        let groups = self.open.len();
         let Emitted { offsets, spans } =
             group_spans(std::mem::take(&mut self.pairs), groups, self.gap);
         self.pairs = Vec::with_capacity(spans.len());
@@ -265,7 +289,6 @@ impl ActorSessionsGroups {
                     .iter()
                     .map(|span| (group as u32, *span)),
             );
-            self.last[group] = if range[1] > range[0] { range[1] } else { 0 };
         }
         self.compact_at = 2 * self.pairs.len();
     }
@@ -273,12 +296,13 @@ impl ActorSessionsGroups {
     /// The merged spans of the groups `emit_to` takes; the groups after them are numbered from 0
     /// again.
     pub(crate) fn emit(&mut self, emit_to: EmitTo) -> Emitted {
+        self.close_open_spans();
         let groups = match emit_to {
-            EmitTo::All => self.last.len(),
+            EmitTo::All => self.open.len(),
             EmitTo::First(n) => n,
         };
-        let emitted = if groups == self.last.len() {
-            self.last.clear();
+        let emitted = if groups == self.open.len() {
+            self.open.clear();
             std::mem::take(&mut self.pairs)
         } else {
             let boundary = groups as u32;
@@ -289,10 +313,7 @@ impl ActorSessionsGroups {
                 .into_iter()
                 .map(|(group, span)| (group - boundary, span))
                 .collect();
-            self.last.drain(..groups);
-            // The kept spans moved: the next event of a group starts a span of its own, which the
-            // final merge joins.
-            self.last.iter_mut().for_each(|last| *last = 0);
+            self.open.drain(..groups);
             emitted
         };
         group_spans(emitted, groups, self.gap)
@@ -385,12 +406,7 @@ fn group_spans(pairs: Vec<(u32, Span)>, groups: usize, gap: Option<i64>) -> Emit
     for index in 1..offsets.len() {
         offsets[index] += offsets[index - 1];
     }
-    let empty = Span {
-        started: 0,
-        ended: 0,
-        events: 0,
-    };
-    let mut sorted = vec![empty; pairs.len()];
+    let mut sorted = vec![NO_SPAN; pairs.len()];
     let mut next = offsets.clone();
     for (group, span) in pairs {
         sorted[next[group as usize]] = span;
@@ -509,7 +525,7 @@ impl GroupsAccumulator for ActorSessionsGroups {
     }
 
     fn size(&self) -> usize {
-        self.pairs.capacity() * size_of::<(u32, Span)>() + self.last.capacity() * size_of::<usize>()
+        self.pairs.capacity() * size_of::<(u32, Span)>() + self.open.capacity() * size_of::<Span>()
     }
 }
 
