@@ -28,8 +28,7 @@ use datafusion_macros::user_doc;
 use crate::actor_sessions::{
     ActorSessionsGroups, Emitted, Span, reported_sessions, session_fields,
 };
-use crate::actor_sets::single_list;
-use crate::fold::{Expected, check_arguments, list_of, report, state_field};
+use crate::fold::{Expected, check_arguments, list_of, report, single_list, state_field};
 
 const NAME: &str = "actor_id_sessions";
 

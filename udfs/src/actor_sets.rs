@@ -19,18 +19,22 @@
 //! sorted lists of ids, which cost the number of (actor, period) pairs instead.
 
 use std::collections::{BTreeMap, HashMap};
+use std::mem::size_of;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, ListArray};
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 
-use crate::fold::list_of;
+use crate::fold::{list_of, single_list};
 
 /// The most 64-bit words that the bitsets of all periods may take together: 256 MiB.
 const DENSE_BUDGET_WORDS: usize = 1 << 25;
+
+/// The most bytes that the array of a growing [`ActorMap`] may take: 512 MiB (3.5M actors of
+/// `feature_adoption_sets`, its largest values).
+const DENSE_MAP_BYTES: usize = 1 << 29;
 
 const WORD_BITS: i64 = 64;
 
@@ -300,7 +304,7 @@ impl ActorSets {
 
     /// A map from actor to a value, sized for these sets: an array over the bitsets' range, or a
     /// hash map for lists.
-    pub(crate) fn actor_map<T: Copy>(&self, empty: T) -> ActorMap<T> {
+    pub(crate) fn actor_map<T: Copy + PartialEq>(&self, empty: T) -> ActorMap<T> {
         match &self.sets {
             Sets::Dense { periods, .. } => {
                 let low = periods.values().map(|bits| bits.base).min().unwrap_or(0);
@@ -493,12 +497,6 @@ fn word_bits(index: usize, word: u64) -> impl Iterator<Item = i64> {
     })
 }
 
-pub(crate) fn single_list(values: ArrayRef) -> ScalarValue {
-    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
-    let offsets = OffsetBuffer::from_lengths([values.len()]);
-    ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))
-}
-
 /// The actors of one period.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ActorSet<'a> {
@@ -555,18 +553,89 @@ impl<'a> ActorSet<'a> {
     }
 }
 
-/// A value per actor: see [`ActorSets::actor_map`].
+/// A value per actor: see [`ActorSets::actor_map`], or, grown as actors come,
+/// [`ActorMap::new`]. `empty` is the value of absent actors.
+#[derive(Debug)]
 pub(crate) enum ActorMap<T> {
     Dense { base: i64, values: Vec<T>, empty: T },
     Sparse { values: HashMap<i64, T>, empty: T },
 }
 
-impl<T: Copy> ActorMap<T> {
+impl<T: Copy + PartialEq> ActorMap<T> {
+    /// An empty map that grows to the actors it is given: an array over their range while that
+    /// fits in [`DENSE_MAP_BYTES`], else a hash map.
+    pub(crate) fn new(empty: T) -> Self {
+        ActorMap::Dense {
+            base: 0,
+            values: Vec::new(),
+            empty,
+        }
+    }
+
     /// The value of `actor`, and a place to set it.
+    #[inline]
     pub(crate) fn entry(&mut self, actor: i64) -> &mut T {
+        if let ActorMap::Dense { base, values, .. } = self
+            && let Some(index) = actor.checked_sub(*base)
+            && (0..values.len() as i64).contains(&index)
+        {
+            // Borrowed again here so that the slow path below may reshape `self`.
+            let ActorMap::Dense { values, .. } = self else {
+                unreachable!()
+            };
+            return &mut values[index as usize];
+        }
+        self.make_room(actor);
         match self {
             ActorMap::Dense { base, values, .. } => &mut values[(actor - *base) as usize],
             ActorMap::Sparse { values, empty } => values.entry(actor).or_insert(*empty),
+        }
+    }
+
+    /// Grows the array to hold `actor` (by a quarter at least, so that ids arriving in order do
+    /// not copy it each time), or turns it into a hash map past the budget.
+    fn make_room(&mut self, actor: i64) {
+        let ActorMap::Dense {
+            base,
+            values,
+            empty,
+        } = self
+        else {
+            return;
+        };
+        let empty = *empty;
+        if values.is_empty() {
+            *base = actor;
+            values.push(empty);
+            return;
+        }
+        let low = (*base).min(actor);
+        let high = (*base + values.len() as i64 - 1).max(actor);
+        let width = high as i128 - low as i128 + 1;
+        let most = DENSE_MAP_BYTES / size_of::<T>().max(1);
+        if width > most as i128 {
+            let map = values
+                .iter()
+                .enumerate()
+                .filter(|(_, value)| **value != empty)
+                .map(|(index, value)| (*base + index as i64, *value))
+                .collect();
+            *self = ActorMap::Sparse { values: map, empty };
+            return;
+        }
+        let slack = (values.len() / 4).max(64);
+        if actor < *base {
+            let new_base = actor
+                .saturating_sub(slack as i64)
+                .max(high - most as i64 + 1);
+            let extra = (*base - new_base) as usize;
+            let mut grown = Vec::with_capacity(values.len() + extra);
+            grown.resize(extra, empty);
+            grown.extend_from_slice(values);
+            *values = grown;
+            *base = new_base;
+        } else {
+            values.resize((width as usize + slack).min(most), empty);
         }
     }
 
@@ -588,15 +657,35 @@ impl<T: Copy> ActorMap<T> {
     }
 
     /// Every value set for an actor, in no particular order.
-    pub(crate) fn values(&self) -> Box<dyn Iterator<Item = T> + '_>
-    where
-        T: PartialEq,
-    {
+    pub(crate) fn values(&self) -> Box<dyn Iterator<Item = T> + '_> {
+        Box::new(self.pairs().map(|(_, value)| value))
+    }
+
+    /// Every (actor, value) set for an actor, in no particular order.
+    pub(crate) fn pairs(&self) -> Box<dyn Iterator<Item = (i64, T)> + '_> {
         match self {
-            ActorMap::Dense { values, empty, .. } => {
-                Box::new(values.iter().copied().filter(move |value| value != empty))
+            ActorMap::Dense {
+                base,
+                values,
+                empty,
+            } => Box::new(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, value)| *value != empty)
+                    .map(move |(index, value)| (*base + index as i64, *value)),
+            ),
+            ActorMap::Sparse { values, .. } => {
+                Box::new(values.iter().map(|(actor, value)| (*actor, *value)))
             }
-            ActorMap::Sparse { values, .. } => Box::new(values.values().copied()),
+        }
+    }
+
+    /// The bytes the values take.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            ActorMap::Dense { values, .. } => values.capacity() * size_of::<T>(),
+            ActorMap::Sparse { values, .. } => values.capacity() * (size_of::<T>() + 16),
         }
     }
 }

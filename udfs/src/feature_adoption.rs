@@ -17,22 +17,31 @@
 //!   an `eligible` table); adopters: eligible actors with at least `min_uses` uses in the range.
 //!
 //! History before `since` is read (first seen, first use, launch); nothing at or after `until` is.
+//!
+//! With integer actors the same facts come from one aggregate over the rows instead,
+//! [`feature_adoption_sets`](crate::feature_adoption_sets): the GROUP BYs and joins above took 22
+//! times the scan over 30M events, most of it in their hash tables. The launches and the eligible
+//! actors join the events as rows of their own (UNION ALL), so that plan parallelises too
+//! (partial states merged) and reads the same columns.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, NullEquality, plan_err};
+use datafusion::common::{Column, NullEquality, ScalarValue, plan_err};
 use datafusion::error::Result;
-use datafusion::functions::core::expr_fn::{coalesce, greatest, least};
+use datafusion::functions::core::expr_fn::{coalesce, get_field, greatest, least};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::functions_aggregate::percentile_cont::percentile_cont;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
-    DocSection, Documentation, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, cast, col, lit,
-    when,
+    AggregateUDF, DocSection, Documentation, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, cast,
+    col, lit, when,
 };
 
-use crate::table_function::{BoundArguments, MetricTableFunction, in_order, ratio};
+use crate::feature_adoption_sets::FeatureAdoptionSets;
+use crate::table_function::{
+    BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order, ratio,
+};
 use crate::time_arguments::{ActorInput, micros_of, time_bound};
 
 const NAME: &str = "feature_adoption";
@@ -166,6 +175,65 @@ fn keys(qualifier: &str, segments: usize, others: &[&str]) -> Vec<Column> {
         .collect()
 }
 
+/// The `launches` table as one row per feature: `__feature` and its earliest `__released`, in
+/// microseconds.
+fn launches_table(
+    arguments: &BoundArguments,
+    input: &ActorInput,
+    context: &mut dyn RelationPlannerContext,
+) -> Result<LogicalPlanBuilder> {
+    let launches = arguments.input("launches", context)?;
+    let launch_feature = named_column(&launches, "launches", "feature")?;
+    let released = named_column(&launches, "launches", "released_at")?;
+    let released_type = launches
+        .schema()
+        .qualified_field_from_column(&released)?
+        .1
+        .data_type()
+        .clone();
+    if !matches!(released_type, DataType::Timestamp(..) | DataType::Date32) {
+        return plan_err!(
+            "{NAME}: argument launches: released_at must be a TIMESTAMP or a DATE, not \
+             {released_type}"
+        );
+    }
+    LogicalPlanBuilder::from(launches)
+        .filter(Expr::Column(launch_feature.clone()).is_not_null())?
+        .aggregate(
+            vec![Expr::Column(launch_feature).alias("__feature")],
+            vec![
+                min(micros_of(Expr::Column(released), &released_type, &input.tz))
+                    .alias("__released"),
+            ],
+        )
+}
+
+/// The actors of the `eligible` table, if given, without repeats: the segments (named by
+/// [`segment_name`]) and `__actor`.
+fn eligible_table(
+    arguments: &BoundArguments,
+    input: &ActorInput,
+    context: &mut dyn RelationPlannerContext,
+) -> Result<Option<LogicalPlanBuilder>> {
+    if arguments.get("eligible").is_none() {
+        return Ok(None);
+    }
+    let table = arguments.input("eligible", context)?;
+    let mut columns = Vec::new();
+    for (index, segment) in input.segments.iter().enumerate() {
+        let column = named_column(&table, "eligible", &segment.name)?;
+        columns.push(Expr::Column(column).alias(segment_name(index)));
+    }
+    let actor = named_column(&table, "eligible", &input.actor.name)?;
+    columns.push(Expr::Column(actor.clone()).alias("__actor"));
+    Ok(Some(
+        LogicalPlanBuilder::from(table)
+            .filter(Expr::Column(actor).is_not_null())?
+            .project(columns)?
+            .distinct()?,
+    ))
+}
+
 /// Joins `left` (known as `left_name`) and `right` (known as `right_name`) on their segments and
 /// `on` columns, with an extra `filter`.
 fn join_on(
@@ -195,6 +263,133 @@ fn join_on(
         filter,
         NullEquality::NullEqualsNull,
     )
+}
+
+/// The plan for integer actors: the events, the launches (one row per segment and feature, with
+/// no actor and no time) and the eligible actors (no time) as the rows of one
+/// [`feature_adoption_sets`](crate::feature_adoption_sets) per segment.
+fn folded_plan(
+    arguments: &BoundArguments,
+    input: &ActorInput,
+    events: LogicalPlanBuilder,
+    min_uses: i64,
+    context: &mut dyn RelationPlannerContext,
+) -> Result<LogicalPlan> {
+    let segments = input.segments.len();
+    let schema = Arc::clone(events.schema());
+    let type_of = |name: &str| -> Result<DataType> {
+        Ok(schema
+            .field_with_unqualified_name(name)?
+            .data_type()
+            .clone())
+    };
+    let actor_type = type_of("__actor")?;
+    let feature_type = type_of("__feature")?;
+    let null_of =
+        |data_type: &DataType| -> Result<Expr> { Ok(lit(ScalarValue::try_from(data_type)?)) };
+    let no_time = lit(ScalarValue::Int64(None));
+    // The segments under their own names, so that the fold's groups are named as the report's.
+    let segment_columns = || -> Result<Vec<Expr>> {
+        (0..segments)
+            .map(|index| {
+                Ok(
+                    cast(col(segment_name(index)), type_of(&segment_name(index))?)
+                        .alias(&input.segments[index].name),
+                )
+            })
+            .collect()
+    };
+    let row = |actor: Expr, time: Expr, feature: Expr, in_range: Expr, released: Expr| {
+        segment_columns().map(|mut columns| {
+            columns.extend([
+                actor.alias("__actor"),
+                time.alias("__time"),
+                feature.alias("__feature"),
+                in_range.alias("__in_range"),
+                released.alias("__released"),
+            ]);
+            columns
+        })
+    };
+    let mut rows = events.clone().project(row(
+        col("__actor"),
+        col("__time"),
+        col("__feature"),
+        col("__in_range"),
+        no_time.clone(),
+    )?)?;
+    if arguments.get("launches").is_some() {
+        let launches = launches_table(arguments, input, context)?;
+        let per_segment = if segments == 0 {
+            launches
+        } else {
+            events
+                .aggregate(
+                    (0..segments).map(|index| col(segment_name(index))),
+                    Vec::<Expr>::new(),
+                )?
+                .cross_join(launches.build()?)?
+        };
+        rows = rows.union(
+            per_segment
+                .project(row(
+                    null_of(&actor_type)?,
+                    no_time.clone(),
+                    cast(col("__feature"), feature_type.clone()),
+                    lit(false),
+                    col("__released"),
+                )?)?
+                .build()?,
+        )?;
+    }
+    let eligible = eligible_table(arguments, input, context)?;
+    let eligible_listed = eligible.is_some();
+    if let Some(eligible) = eligible {
+        rows = rows.union(
+            eligible
+                .project(row(
+                    cast(col("__actor"), actor_type.clone()),
+                    no_time.clone(),
+                    null_of(&feature_type)?,
+                    lit(false),
+                    no_time,
+                )?)?
+                .build()?,
+        )?;
+    }
+    let sets = AggregateUDF::from(FeatureAdoptionSets::new()).call(vec![
+        col("__actor"),
+        col("__time"),
+        col("__feature"),
+        col("__in_range"),
+        col("__released"),
+        lit(min_uses),
+        lit(eligible_listed),
+    ]);
+    let keys: Vec<Column> = input
+        .segments
+        .iter()
+        .map(|segment| Column::from_name(&segment.name))
+        .collect();
+    let folded = fold_segments(rows, &keys, sets)?;
+    let field = |name: &str| get_field(col(FOLDED), name);
+    let mut output = folded_segments(&input.segments);
+    output.extend([
+        cast(field("feature"), feature_type).alias("feature"),
+        cast(
+            field("launch"),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .alias("launched"),
+        field("eligible").alias("eligible"),
+        field("adopters").alias("adopters"),
+        ratio(field("adopters"), field("eligible"))?.alias("adoption_rate"),
+        field("median_days").alias("median_days_to_adopt"),
+        field("p90_days").alias("p90_days_to_adopt"),
+    ]);
+    let mut order = folded_segments(&input.segments);
+    order.push(col("feature"));
+    in_order(folded.project(output)?, order)?.build()
 }
 
 impl MetricTableFunction for FeatureAdoption {
@@ -258,6 +453,9 @@ impl MetricTableFunction for FeatureAdoption {
         let events = LogicalPlanBuilder::from(input.plan.clone())
             .filter(counted)?
             .project(columns)?;
+        if input.actor_type()?.is_integer() {
+            return folded_plan(arguments, &input, events, min_uses, context);
+        }
         let segment_columns = || (0..segments).map(|index| col(segment_name(index)));
         let in_range = |value: Expr| when(col("__in_range"), value).end();
 
@@ -293,30 +491,7 @@ impl MetricTableFunction for FeatureAdoption {
                     .chain([col("__feature"), col("__first_use_any").alias("__launch")]),
             )?,
             Some(_) => {
-                let launches = arguments.input("launches", context)?;
-                let launch_feature = named_column(&launches, "launches", "feature")?;
-                let released = named_column(&launches, "launches", "released_at")?;
-                let released_type = launches
-                    .schema()
-                    .qualified_field_from_column(&released)?
-                    .1
-                    .data_type()
-                    .clone();
-                if !matches!(released_type, DataType::Timestamp(..) | DataType::Date32) {
-                    return plan_err!(
-                        "{NAME}: argument launches: released_at must be a TIMESTAMP or a DATE, \
-                         not {released_type}"
-                    );
-                }
-                let launches = LogicalPlanBuilder::from(launches)
-                    .filter(Expr::Column(launch_feature.clone()).is_not_null())?
-                    .aggregate(
-                        vec![Expr::Column(launch_feature).alias("__feature")],
-                        vec![
-                            min(micros_of(Expr::Column(released), &released_type, &input.tz))
-                                .alias("__released"),
-                        ],
-                    )?;
+                let launches = launches_table(arguments, &input, context)?;
                 let per_segment = if segments == 0 {
                     launches
                 } else {
@@ -359,25 +534,7 @@ impl MetricTableFunction for FeatureAdoption {
         };
 
         // The eligible actors, and the eligible count of each feature.
-        let eligible_actors = match arguments.get("eligible") {
-            None => None,
-            Some(_) => {
-                let table = arguments.input("eligible", context)?;
-                let mut columns = Vec::new();
-                for (index, segment) in input.segments.iter().enumerate() {
-                    let column = named_column(&table, "eligible", &segment.name)?;
-                    columns.push(Expr::Column(column).alias(segment_name(index)));
-                }
-                let actor = named_column(&table, "eligible", &input.actor.name)?;
-                columns.push(Expr::Column(actor.clone()).alias("__actor"));
-                Some(
-                    LogicalPlanBuilder::from(table)
-                        .filter(Expr::Column(actor).is_not_null())?
-                        .project(columns)?
-                        .distinct()?,
-                )
-            }
-        };
+        let eligible_actors = eligible_table(arguments, &input, context)?;
         let eligible_counts = match &eligible_actors {
             None => join_on(
                 features.clone(),

@@ -37,6 +37,13 @@ pub(crate) fn report(rows: StructArray) -> Result<ScalarValue> {
     Ok(ScalarValue::List(Arc::new(list)))
 }
 
+/// `values` as one list value: a state field of the set folds.
+pub(crate) fn single_list(values: ArrayRef) -> ScalarValue {
+    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    let offsets = OffsetBuffer::from_lengths([values.len()]);
+    ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))
+}
+
 /// The DATE at `row`, or `None` for NULL (and for a NULL-typed constant argument).
 pub(crate) fn date_at(array: &ArrayRef, row: usize) -> Option<i32> {
     match array.data_type() {

@@ -20,6 +20,7 @@ mod cohort_retention;
 mod cohort_sets;
 mod compounded_revenue;
 mod feature_adoption;
+mod feature_adoption_sets;
 mod fold;
 mod funnel;
 mod input_provider;
@@ -96,6 +97,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(cohort_counts::CohortCounts::new()),
         AggregateUDF::from(cohort_sets::CohortSets::new()),
         AggregateUDF::from(lifecycle_counts::LifecycleCounts::new()),
+        AggregateUDF::from(feature_adoption_sets::FeatureAdoptionSets::new()),
         AggregateUDF::from(lifecycle_sets::LifecycleSets::new()),
         AggregateUDF::from(mrr_history::MrrHistory::new()),
         AggregateUDF::from(revenue_movement_sets::RevenueMovementSets::new()),
