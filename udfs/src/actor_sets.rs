@@ -572,6 +572,35 @@ impl<T: Copy + PartialEq> ActorMap<T> {
         }
     }
 
+    /// Asks the CPU to bring `actor`'s slot of a dense map into cache, so that a caller reading
+    /// actors in no order can start the memory load rows before it needs the slot: over an array
+    /// larger than the caches each event would otherwise wait for its slot's cache misses.
+    #[inline]
+    pub(crate) fn prefetch(&self, actor: i64) {
+        #[cfg(target_arch = "x86_64")]
+        if let ActorMap::Dense { base, values, .. } = self
+            && let Some(index) = actor.checked_sub(*base)
+            && (0..values.len() as i64).contains(&index)
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let slot = (&values[index as usize] as *const T).cast::<i8>();
+            // One prefetch per cache line the slot may span.
+            for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+                // SAFETY: a prefetch is a hint that neither reads nor writes memory, and SSE,
+                // which it needs, is part of every x86_64 CPU.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(slot.wrapping_add(offset)) };
+            }
+            // SAFETY: as above.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    slot.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = actor;
+    }
+
     /// The value of `actor`, and a place to set it.
     #[inline]
     pub(crate) fn entry(&mut self, actor: i64) -> &mut T {
