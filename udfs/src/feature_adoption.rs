@@ -175,11 +175,12 @@ fn keys(qualifier: &str, segments: usize, others: &[&str]) -> Vec<Column> {
         .collect()
 }
 
-/// The `launches` table as one row per feature: `__feature` and its earliest `__released`, in
-/// microseconds.
+/// The `launches` table as one row per segment of `events` and feature: the segments, `__feature`
+/// and its earliest `__released`, in microseconds.
 fn launches_table(
     arguments: &BoundArguments,
     input: &ActorInput,
+    events: &LogicalPlanBuilder,
     context: &mut dyn RelationPlannerContext,
 ) -> Result<LogicalPlanBuilder> {
     let launches = arguments.input("launches", context)?;
@@ -197,7 +198,7 @@ fn launches_table(
              {released_type}"
         );
     }
-    LogicalPlanBuilder::from(launches)
+    let launches = LogicalPlanBuilder::from(launches)
         .filter(Expr::Column(launch_feature.clone()).is_not_null())?
         .aggregate(
             vec![Expr::Column(launch_feature).alias("__feature")],
@@ -205,7 +206,18 @@ fn launches_table(
                 min(micros_of(Expr::Column(released), &released_type, &input.tz))
                     .alias("__released"),
             ],
-        )
+        )?;
+    let segments = input.segments.len();
+    if segments == 0 {
+        return Ok(launches);
+    }
+    events
+        .clone()
+        .aggregate(
+            (0..segments).map(|index| col(segment_name(index))),
+            Vec::<Expr>::new(),
+        )?
+        .cross_join(launches.build()?)
 }
 
 /// The actors of the `eligible` table, if given, without repeats: the segments (named by
@@ -319,17 +331,7 @@ fn folded_plan(
         no_time.clone(),
     )?)?;
     if arguments.get("launches").is_some() {
-        let launches = launches_table(arguments, input, context)?;
-        let per_segment = if segments == 0 {
-            launches
-        } else {
-            events
-                .aggregate(
-                    (0..segments).map(|index| col(segment_name(index))),
-                    Vec::<Expr>::new(),
-                )?
-                .cross_join(launches.build()?)?
-        };
+        let per_segment = launches_table(arguments, input, &events, context)?;
         rows = rows.union(
             per_segment
                 .project(row(
@@ -491,15 +493,7 @@ impl MetricTableFunction for FeatureAdoption {
                     .chain([col("__feature"), col("__first_use_any").alias("__launch")]),
             )?,
             Some(_) => {
-                let launches = launches_table(arguments, &input, context)?;
-                let per_segment = if segments == 0 {
-                    launches
-                } else {
-                    events
-                        .clone()
-                        .aggregate(segment_columns(), Vec::<Expr>::new())?
-                        .cross_join(launches.build()?)?
-                };
+                let per_segment = launches_table(arguments, &input, &events, context)?;
                 let joined = join_on(
                     used,
                     per_segment,

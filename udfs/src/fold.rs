@@ -28,13 +28,7 @@ pub(crate) fn state_field(args: &StateFieldsArgs, name: &str, data_type: DataTyp
 
 /// The report rows as the aggregate's value: one list holding them all.
 pub(crate) fn report(rows: StructArray) -> Result<ScalarValue> {
-    let list = ListArray::try_new(
-        Arc::new(Field::new_list_field(rows.data_type().clone(), true)),
-        OffsetBuffer::from_lengths([rows.len()]),
-        Arc::new(rows),
-        None,
-    )?;
-    Ok(ScalarValue::List(Arc::new(list)))
+    Ok(single_list(Arc::new(rows)))
 }
 
 /// `values` as one list value: a state field of the set folds.
