@@ -33,7 +33,7 @@ use crate::fold::{Expected, check_arguments, list_of, report, single_list, state
 const NAME: &str = "actor_id_sessions";
 
 /// The widest range of actor ids one group may hold: a group's spans are indexed by the id.
-const MOST_IDS_PER_GROUP: i64 = 1 << 20;
+pub(crate) const MOST_IDS_PER_GROUP: i64 = 1 << 20;
 
 /// The ids of one block of actors, as the `sessions` table function groups them.
 pub(crate) const IDS_PER_BLOCK: i64 = 1 << 14;

@@ -21,7 +21,8 @@ use datafusion::common::{
 };
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::coalesce;
-use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::functions_aggregate::min_max::max_udaf;
 use datafusion::functions_aggregate::percentile_cont::percentile_cont;
 use datafusion::functions_nested::expr_fn::{array_element, cardinality};
@@ -30,15 +31,26 @@ use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::logical_expr::{
     AggregateUDF, DocSection, Documentation, Expr, ExprFunctionExt, JoinType, LogicalPlan,
-    LogicalPlanBuilder, cast, col, lit, when,
+    LogicalPlanBuilder, ScalarUDF, cast, col, lit, when,
 };
 use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
 
-use crate::table_function::{BoundArguments, MetricTableFunction, in_order, ratio};
+use crate::actor_id_funnel::ActorIdFunnel;
+use crate::actor_id_sessions::IDS_PER_BLOCK;
+use crate::step_number::StepNumber;
+use crate::table_function::{
+    BoundArguments, FOLDED, MetricTableFunction, fold_segments, folded_segments, in_order, ratio,
+};
 use crate::time_arguments::{ActorInput, micros_of, time_bound};
 use crate::window_funnel_events::WindowFunnelEvents;
 
 const NAME: &str = "funnel";
+
+/// The block of ids of an integer actor (see actor_id_funnel.rs).
+const ACTOR_BLOCK: &str = "__funnel_actor_block";
+
+/// The number of the step each row is, 0 for none.
+const STEP_NUMBER: &str = "__funnel_step_number";
 
 /// The `funnel` table function.
 #[derive(Debug)]
@@ -232,15 +244,10 @@ impl MetricTableFunction for Funnel {
         let mut filter = Expr::Column(input.actor.clone())
             .is_not_null()
             .and(time.clone().is_not_null());
-        // Only the steps' events matter, but in strict_order mode any other event between two
-        // steps breaks the chain, so every event is read then.
-        if !strict_order {
-            filter = filter.and(step.clone().in_list(steps.clone(), false));
-        }
         if let Some(since) = &since {
             filter = filter.and(input.at_or_after(since));
         }
-        let mut first_step = step.clone().eq(steps[0].clone());
+        let mut first_step = col(STEP_NUMBER).eq(lit(1_i32));
         if let Some(until) = &until {
             // Step 1 before until; the others up to until + within (folded to a constant, so
             // that it reaches the scan).
@@ -250,15 +257,30 @@ impl MetricTableFunction for Funnel {
             };
             filter = filter.and(time.clone().lt(*before.right + lit(within.clone())));
         }
-        let mut call = vec![lit(within.clone()), time.clone(), first_step];
-        call.extend(
-            steps[1..]
-                .iter()
-                .map(|value| step.clone().eq(value.clone())),
+        // Each row's step, numbered once (see step_number.rs).
+        let mut columns: Vec<Expr> = input
+            .plan
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        columns.push(
+            ScalarUDF::from(StepNumber::new())
+                .call(std::iter::once(step).chain(steps.iter().cloned()).collect())
+                .alias(STEP_NUMBER),
         );
+        let mut events = LogicalPlanBuilder::from(input.plan.clone())
+            .filter(filter)?
+            .project(columns)?;
+        // Only the steps' events matter, but in strict_order mode any other event between two
+        // steps breaks the chain, so every event is read then.
+        if !strict_order {
+            events = events.filter(col(STEP_NUMBER).gt(lit(0_i32)))?;
+        }
+        let mut call = vec![lit(within.clone()), time.clone(), first_step];
+        call.extend((2..=steps.len()).map(|number| col(STEP_NUMBER).eq(lit(number as i32))));
         call.extend(modes.into_iter().map(lit));
-        let chain = AggregateUDF::from(WindowFunnelEvents::new()).call(call);
-
         let segment_name = |index: usize| format!("__usagelake_segment_{index}");
         let segments = input.segments.len();
         let segment_columns = || (0..segments).map(|index| col(segment_name(index)));
@@ -270,94 +292,150 @@ impl MetricTableFunction for Funnel {
                 .map(|(index, segment)| Expr::Column(segment.clone()).alias(segment_name(index)))
                 .collect::<Vec<_>>()
         };
-        let events = LogicalPlanBuilder::from(input.plan.clone()).filter(filter)?;
-        let mut group: Vec<Expr> = named_segments();
-        group.push(Expr::Column(input.actor.clone()));
-        let chains = events
-            .clone()
-            .aggregate(group, vec![chain.alias("__chain")])?
-            .filter(cardinality(col("__chain")).gt(lit(0_u64)))?;
-
-        // One row per step, as (number, name).
-        let step_rows: Vec<Vec<Expr>> = steps
-            .iter()
-            .enumerate()
-            .map(|(index, value)| vec![lit(index as i32 + 1), cast(value.clone(), DataType::Utf8)])
-            .collect();
-        let step_table = || -> Result<LogicalPlan> {
-            LogicalPlanBuilder::values(step_rows.clone())?
-                .project(vec![
-                    col("column1").alias("__step"),
-                    col("column2").alias("__step_name"),
-                ])?
-                .build()
-        };
-        // The chain's times as microseconds; DATEs come back as TIMESTAMPs without a zone.
-        let element_type = match &input.ts_type {
-            DataType::Timestamp(unit, zone) => DataType::Timestamp(*unit, zone.clone()),
-            _ => DataType::Timestamp(TimeUnit::Microsecond, None),
-        };
-        let step_time = |index: Expr| {
-            micros_of(
-                array_element(col("__chain"), index),
-                &element_type,
-                &input.tz,
-            )
-        };
-        let seconds = when(
-            col("__step").gt(lit(1_i32)),
-            cast(
-                step_time(cast(col("__step"), DataType::Int64))
-                    - step_time(cast(col("__step"), DataType::Int64) - lit(1_i64)),
-                DataType::Float64,
-            ) / lit(1_000_000.0),
-        )
-        .end()?;
-        let reached = chains
-            .cross_join(step_table()?)?
-            .filter(cardinality(col("__chain")).gt_eq(cast(col("__step"), DataType::UInt64)))?
-            .project(segment_columns().chain([col("__step"), seconds.alias("__seconds")]))?
-            .aggregate(
-                segment_columns().chain([col("__step")]),
-                vec![
-                    count(lit(1)).alias("__actors"),
-                    percentile_cont(col("__seconds").sort(true, false), lit(0.5)).alias("__median"),
-                ],
-            )?;
-
-        // Every step of every segment with events (none for empty input).
-        let grid = if segments == 0 {
-            events
-                .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("__events")])?
-                .filter(col("__events").gt(lit(0_i64)))?
-                .cross_join(step_table()?)?
+        let counted = if input.actor_type()?.is_integer()
+            && matches!(input.ts_type, DataType::Timestamp(..))
+        {
+            // Blocks of ids instead of actors: see actor_id_funnel.rs.
+            let actor = Expr::Column(input.actor.clone());
+            let mut read: Vec<Expr> = input.segments.iter().cloned().map(Expr::Column).collect();
+            read.extend([
+                actor.clone(),
+                time.clone(),
+                col(STEP_NUMBER),
+                (cast(actor.clone(), DataType::Int64) / lit(IDS_PER_BLOCK)).alias(ACTOR_BLOCK),
+            ]);
+            let mut keys = input.segments.clone();
+            keys.push(Column::from_name(ACTOR_BLOCK));
+            let report = AggregateUDF::from(ActorIdFunnel::new())
+                .call(std::iter::once(actor).chain(call).collect());
+            let field = |name: &str| get_field(col(FOLDED), name);
+            let mut elements: Vec<Expr> = folded_segments(&input.segments)
+                .into_iter()
+                .enumerate()
+                .map(|(index, segment)| segment.alias(segment_name(index)))
+                .collect();
+            elements.extend([
+                field("step").alias("__step"),
+                field("actors").alias("__reached"),
+                field("seconds").alias("__seconds"),
+            ]);
+            let is_step = |index: usize| col("__step").eq(lit(index as i32 + 1));
+            let name = |index: usize| cast(steps[index].clone(), DataType::Utf8);
+            let mut step_name = when(is_step(0), name(0));
+            for index in 1..steps.len() {
+                step_name = step_name.when(is_step(index), name(index));
+            }
+            let mut counted: Vec<Expr> = segment_columns().collect();
+            counted.extend([
+                col("__step"),
+                step_name.end()?.alias("__step_name"),
+                col("__actors"),
+                col("__median"),
+            ]);
+            fold_segments(events.project(read)?, &keys, report)?
+                .project(elements)?
+                .aggregate(
+                    segment_columns().chain([col("__step")]),
+                    vec![
+                        sum(col("__reached")).alias("__actors"),
+                        percentile_cont(col("__seconds").sort(true, false), lit(0.5))
+                            .alias("__median"),
+                    ],
+                )?
+                .project(counted)?
         } else {
-            events
-                .project(named_segments())?
-                .distinct()?
+            let chain = AggregateUDF::from(WindowFunnelEvents::new()).call(call);
+            let mut group: Vec<Expr> = named_segments();
+            group.push(Expr::Column(input.actor.clone()));
+            let chains = events
+                .clone()
+                .aggregate(group, vec![chain.alias("__chain")])?
+                .filter(cardinality(col("__chain")).gt(lit(0_u64)))?;
+
+            // One row per step, as (number, name).
+            let step_rows: Vec<Vec<Expr>> = steps
+                .iter()
+                .enumerate()
+                .map(|(index, value)| {
+                    vec![lit(index as i32 + 1), cast(value.clone(), DataType::Utf8)]
+                })
+                .collect();
+            let step_table = || -> Result<LogicalPlan> {
+                LogicalPlanBuilder::values(step_rows.clone())?
+                    .project(vec![
+                        col("column1").alias("__step"),
+                        col("column2").alias("__step_name"),
+                    ])?
+                    .build()
+            };
+            // The chain's times as microseconds; DATEs come back as TIMESTAMPs without a zone.
+            let element_type = match &input.ts_type {
+                DataType::Timestamp(unit, zone) => DataType::Timestamp(*unit, zone.clone()),
+                _ => DataType::Timestamp(TimeUnit::Microsecond, None),
+            };
+            let step_time = |index: Expr| {
+                micros_of(
+                    array_element(col("__chain"), index),
+                    &element_type,
+                    &input.tz,
+                )
+            };
+            let seconds = when(
+                col("__step").gt(lit(1_i32)),
+                cast(
+                    step_time(cast(col("__step"), DataType::Int64))
+                        - step_time(cast(col("__step"), DataType::Int64) - lit(1_i64)),
+                    DataType::Float64,
+                ) / lit(1_000_000.0),
+            )
+            .end()?;
+            let reached = chains
                 .cross_join(step_table()?)?
+                .filter(cardinality(col("__chain")).gt_eq(cast(col("__step"), DataType::UInt64)))?
+                .project(segment_columns().chain([col("__step"), seconds.alias("__seconds")]))?
+                .aggregate(
+                    segment_columns().chain([col("__step")]),
+                    vec![
+                        count(lit(1)).alias("__actors"),
+                        percentile_cont(col("__seconds").sort(true, false), lit(0.5))
+                            .alias("__median"),
+                    ],
+                )?;
+
+            // Every step of every segment with events (none for empty input).
+            let grid = if segments == 0 {
+                events
+                    .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("__events")])?
+                    .filter(col("__events").gt(lit(0_i64)))?
+                    .cross_join(step_table()?)?
+            } else {
+                events
+                    .project(named_segments())?
+                    .distinct()?
+                    .cross_join(step_table()?)?
+            };
+            let keys = |qualifier: &str| -> Vec<Column> {
+                (0..segments)
+                    .map(segment_name)
+                    .chain(["__step".to_string()])
+                    .map(|name| Column::new(Some(qualifier), name))
+                    .collect()
+            };
+            let joined = grid.alias("g")?.join_detailed(
+                reached.alias("r")?.build()?,
+                JoinType::Left,
+                (keys("g"), keys("r")),
+                None,
+                NullEquality::NullEqualsNull,
+            )?;
+            let mut columns: Vec<Expr> = keys("g").into_iter().map(Expr::Column).collect();
+            columns.extend([
+                col("g.__step_name"),
+                coalesce(vec![col("r.__actors"), lit(0_i64)]).alias("__actors"),
+                col("r.__median").alias("__median"),
+            ]);
+            joined.project(columns)?
         };
-        let keys = |qualifier: &str| -> Vec<Column> {
-            (0..segments)
-                .map(segment_name)
-                .chain(["__step".to_string()])
-                .map(|name| Column::new(Some(qualifier), name))
-                .collect()
-        };
-        let joined = grid.alias("g")?.join_detailed(
-            reached.alias("r")?.build()?,
-            JoinType::Left,
-            (keys("g"), keys("r")),
-            None,
-            NullEquality::NullEqualsNull,
-        )?;
-        let mut columns: Vec<Expr> = keys("g").into_iter().map(Expr::Column).collect();
-        columns.extend([
-            col("g.__step_name"),
-            coalesce(vec![col("r.__actors"), lit(0_i64)]).alias("__actors"),
-            col("r.__median").alias("__median"),
-        ]);
-        let counted = joined.project(columns)?;
 
         let partition: Vec<Expr> = segment_columns().collect();
         let order = vec![col("__step").sort(true, true)];

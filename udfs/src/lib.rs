@@ -8,6 +8,7 @@ mod active_days;
 mod active_user_counts;
 mod active_user_sets;
 mod active_users;
+mod actor_id_funnel;
 mod actor_id_sessions;
 mod actor_sessions;
 mod actor_sets;
@@ -50,6 +51,7 @@ mod sequence_next_node;
 mod sequence_pattern;
 mod sessionize;
 mod sessions;
+mod step_number;
 mod table_function;
 #[cfg(test)]
 mod test_random;
@@ -82,6 +84,7 @@ fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(ltv::Ltv::new()),
         ScalarUDF::from(retention_rate::RetentionRate::new()),
         ScalarUDF::from(compounded_revenue::CompoundedRevenue::new()),
+        ScalarUDF::from(step_number::StepNumber::new()),
     ]
 }
 
@@ -114,6 +117,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(sequence_next_node::SequenceNextNode::new()),
         AggregateUDF::from(actor_sessions::ActorSessions::new()),
         AggregateUDF::from(actor_id_sessions::ActorIdSessions::new()),
+        AggregateUDF::from(actor_id_funnel::ActorIdFunnel::new()),
     ]
 }
 

@@ -373,7 +373,7 @@ impl Calendar {
 /// The offset of a zone that has only ever had one: UTC and its aliases, and the `Etc/GMT±N`
 /// zones. The time zone database defines no other zone without a change of offset in its history
 /// (Europe/Istanbul, at UTC+3 since 2016, had DST before), so they are all there is to recognise.
-fn fixed_offset(tz: Tz) -> Option<i64> {
+pub(crate) fn fixed_offset(tz: Tz) -> Option<i64> {
     let name = tz.name();
     let fixed = name.starts_with("Etc/")
         || matches!(

@@ -45,10 +45,12 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
     TypeSignature, Volatility,
 };
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
 
 use crate::period::arguments::check_time_argument;
+use crate::period::fixed_offset;
 
 /// ClickHouse's limit, and the width of an event's step mask.
 const MAX_STEPS: usize = 32;
@@ -303,18 +305,10 @@ impl FunnelFunction {
 
     /// As [`return_field`](Self::return_field), from types alone (information_schema's listing).
     pub(crate) fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let fields: Vec<FieldRef> = arg_types
-            .iter()
-            .enumerate()
-            .map(|(position, data_type)| {
-                Arc::new(Field::new(
-                    format!("argument {}", position + 1),
-                    data_type.clone(),
-                    true,
-                ))
-            })
-            .collect();
-        Ok(self.return_field(&fields)?.data_type().clone())
+        Ok(self
+            .return_field(&typed_fields(arg_types))?
+            .data_type()
+            .clone())
     }
 
     /// Checks the arguments at planning and gives the result's field.
@@ -368,16 +362,24 @@ impl FunnelFunction {
         }))
     }
 
-    /// The `simplify` hook: leaves the call as it is, after checking that `window` and the modes
-    /// are valid constants, so that a column or a bad value there fails when the query is
-    /// planned rather than when it runs. Constant expressions are folded before the hook runs.
     pub(crate) fn check_constants_when_simplified(&self) -> AggregateFunctionSimplification {
-        let name = self.name;
-        Box::new(move |aggregate, context| {
-            check_constant_arguments(name, &aggregate.params.args, context)?;
-            Ok(Expr::AggregateFunction(aggregate))
-        })
+        check_constants_when_simplified(self.name, 0)
     }
+}
+
+/// The `simplify` hook of a funnel aggregate whose `window, ts, c1, ..., cN, modes` follow
+/// `leading` other arguments: leaves the call as it is, after checking that `window` and the
+/// modes are valid constants, so that a column or a bad value there fails when the query is
+/// planned rather than when it runs. Constant expressions are folded before the hook runs.
+pub(crate) fn check_constants_when_simplified(
+    name: &'static str,
+    leading: usize,
+) -> AggregateFunctionSimplification {
+    Box::new(move |aggregate, context| {
+        let args = aggregate.params.args.get(leading..).unwrap_or_default();
+        check_constant_arguments(name, args, context)?;
+        Ok(Expr::AggregateFunction(aggregate))
+    })
 }
 
 fn check_constant_arguments(
@@ -405,6 +407,27 @@ fn check_constant_arguments(
         _ => None,
     };
     Constants::read(function, &layout, literal).map(drop)
+}
+
+/// Fields for arguments known only by their types, named by their position.
+fn typed_fields(arg_types: &[DataType]) -> Vec<FieldRef> {
+    arg_types
+        .iter()
+        .enumerate()
+        .map(|(position, data_type)| {
+            Arc::new(Field::new(
+                format!("argument {}", position + 1),
+                data_type.clone(),
+                true,
+            ))
+        })
+        .collect()
+}
+
+/// Checks the types of a funnel aggregate's `window, ts, c1, ..., cN, modes`, naming the first
+/// that is wrong and what it accepts.
+pub(crate) fn check_funnel_types(function: &str, arg_types: &[DataType]) -> Result<()> {
+    Layout::read(function, &typed_fields(arg_types)).map(drop)
 }
 
 /// The list type of a state column: `item`s that are never NULL.
@@ -690,7 +713,7 @@ impl TimeKind {
         }
     }
 
-    fn unit(&self) -> TimeUnit {
+    pub(crate) fn unit(&self) -> TimeUnit {
         match self {
             TimeKind::Timestamp(unit, _) => *unit,
             TimeKind::Date64 => TimeUnit::Millisecond,
@@ -745,7 +768,9 @@ impl Window {
                 Window::Fixed(saturate(i128::from(seconds) * ticks_per_second(unit)))
             }
             WindowLength::Interval(interval)
-                if interval.months != 0 || (interval.days != 0 && time.zone().is_some()) =>
+                if interval.months != 0
+                    || (interval.days != 0
+                        && !time.zone().is_none_or(|zone| has_one_offset(zone))) =>
             {
                 let zone = time.zone().map_or("+00:00", |zone| zone);
                 let Ok(zone) = zone.parse::<Tz>() else {
@@ -784,6 +809,16 @@ impl Window {
     }
 }
 
+/// Whether `zone` (a TIMESTAMP's) has only ever had one offset, so that its days are all 24 hours
+/// long: an offset such as '+05:30', or UTC and its aliases. Days of the other zones are added by
+/// the calendar, which costs a time zone lookup per chain.
+fn has_one_offset(zone: &str) -> bool {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(zone) => fixed_offset(zone).is_some(),
+        Err(_) => zone.starts_with(['+', '-']),
+    }
+}
+
 fn add_interval(unit: TimeUnit, ts: i64, interval: IntervalMonthDayNano, zone: Tz) -> Option<i64> {
     match unit {
         TimeUnit::Second => TimestampSecondType::add_month_day_nano(ts, interval, zone),
@@ -796,9 +831,9 @@ fn add_interval(unit: TimeUnit, ts: i64, interval: IntervalMonthDayNano, zone: T
 /// One row of a group in the state: its time in ticks and its true conditions, bit k - 1 for
 /// `ck` (0 for a row that met none, kept only in 'strict_order' mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    ts: i64,
-    steps: u32,
+pub(crate) struct Event {
+    pub(crate) ts: i64,
+    pub(crate) steps: u32,
 }
 
 /// The time column of a batch, as ticks.
@@ -848,8 +883,8 @@ fn valid_true(array: &BooleanArray) -> BooleanBuffer {
 }
 
 /// A funnel as one call defines it: its steps, modes, time type and window.
-#[derive(Debug)]
-struct Funnel {
+#[derive(Debug, Clone)]
+pub(crate) struct Funnel {
     function: &'static str,
     steps: usize,
     modes: Modes,
@@ -861,14 +896,23 @@ impl Funnel {
     /// Reads the call from the arguments of an accumulator: their fields, and the literal values
     /// of `window` and the modes.
     fn from_accumulator_args(function: &'static str, args: &AccumulatorArgs) -> Result<Self> {
-        let layout = Layout::read(function, args.expr_fields)?;
+        Self::from_arguments(function, args.exprs, args.expr_fields)
+    }
+
+    /// Reads the call from the expressions of `window, ts, c1, ..., cN, modes` and their fields.
+    pub(crate) fn from_arguments(
+        function: &'static str,
+        exprs: &[Arc<dyn PhysicalExpr>],
+        fields: &[FieldRef],
+    ) -> Result<Self> {
+        let layout = Layout::read(function, fields)?;
         let literal = |position: usize| {
-            args.exprs[position]
+            exprs[position]
                 .downcast_ref::<Literal>()
                 .map(|literal| literal.value().clone())
         };
         let constants = Constants::read(function, &layout, literal)?;
-        let time = TimeKind::of(args.expr_fields[1].data_type());
+        let time = TimeKind::of(fields[1].data_type());
         Ok(Self {
             function,
             steps: layout.steps,
@@ -878,10 +922,20 @@ impl Funnel {
         })
     }
 
+    /// The number of steps, one per condition.
+    pub(crate) fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The type of the call's `ts`, and the unit of its ticks.
+    pub(crate) fn time(&self) -> &TimeKind {
+        &self.time
+    }
+
     /// Calls `each(row, event)` for every row of a batch of arguments that a group keeps: rows
     /// with a time, that `filter` (if any) keeps, and that met a condition (in 'strict_order'
     /// mode every such row, since one that met none interrupts the chain).
-    fn for_each_event(
+    pub(crate) fn for_each_event(
         &self,
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
@@ -963,7 +1017,7 @@ impl Funnel {
 
     /// Runs the funnel over one group's events: the level reached, and the last step of the
     /// first chain that reached it.
-    fn run(&self, events: &mut [Event], scratch: &mut Scratch) -> Reached {
+    pub(crate) fn run(&self, events: &mut [Event], scratch: &mut Scratch) -> Reached {
         scratch.steps.clear();
         scratch.nodes.clear();
         // Sorted first so that rows that look alike get the same numbers whatever order the
@@ -1147,8 +1201,8 @@ struct Chain {
 
 /// The level a run reached, and the last step of the first chain that reached it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Reached {
-    level: u8,
+pub(crate) struct Reached {
+    pub(crate) level: u8,
     node: usize,
 }
 
@@ -1168,7 +1222,7 @@ impl Reached {
 
 /// What a run needs besides the events, kept from group to group to spare allocations.
 #[derive(Debug, Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     steps: Vec<StepEvent>,
     nodes: Vec<Node>,
     /// The chains each level holds.
@@ -1177,7 +1231,7 @@ struct Scratch {
 
 impl Scratch {
     /// Appends the step times of the chain that `reached` ends, from step 1 on.
-    fn push_chain(&self, reached: Reached, times: &mut Vec<i64>) {
+    pub(crate) fn push_chain(&self, reached: Reached, times: &mut Vec<i64>) {
         let start = times.len();
         let mut node = reached.node;
         while node != NO_NODE {
@@ -1187,7 +1241,7 @@ impl Scratch {
         times[start..].reverse();
     }
 
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.steps.capacity() * size_of::<StepEvent>()
             + self.nodes.capacity() * size_of::<Node>()
             + self
@@ -1220,7 +1274,7 @@ fn state_arrays<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayRef> 
 }
 
 /// Calls `each(row, times, steps)` for every row of a batch of states.
-fn for_each_state(
+pub(crate) fn for_each_state(
     function: &str,
     states: &[ArrayRef],
     mut each: impl FnMut(usize, &[i64], &[u32]),
@@ -1256,7 +1310,7 @@ fn for_each_state(
     Ok(())
 }
 
-fn extend_events(events: &mut Vec<Event>, times: &[i64], steps: &[u32]) {
+pub(crate) fn extend_events(events: &mut Vec<Event>, times: &[i64], steps: &[u32]) {
     events.extend(
         times
             .iter()
@@ -1407,7 +1461,6 @@ mod tests {
 
     use datafusion::arrow::array::TimestampSecondArray;
     use datafusion::arrow::datatypes::{Schema, UInt8Type};
-    use datafusion::physical_expr::PhysicalExpr;
     use datafusion::physical_expr::expressions::Column;
 
     const HOUR: i64 = 3_600;
@@ -1719,6 +1772,12 @@ mod tests {
         let day = window(interval(0, 1, 0), &paris);
         let march_30_noon = 1_711_796_400;
         assert_eq!(day.end(march_30_noon), march_30_noon + 23 * HOUR);
+        // Zones of one offset have days of 24 hours, without a calendar.
+        for zone in ["UTC", "Etc/GMT-3", "+05:30"] {
+            let zoned = TimeKind::Timestamp(TimeUnit::Second, Some(zone.into()));
+            let days = window(interval(0, 2, 0), &zoned);
+            assert!(matches!(days, Window::Fixed(172_800)), "{zone}: {days:?}");
+        }
     }
 
     #[test]
