@@ -279,7 +279,12 @@ impl MetricTableFunction for Funnel {
             events = events.filter(col(STEP_NUMBER).gt(lit(0_i32)))?;
         }
         let mut call = vec![lit(within.clone()), time.clone(), first_step];
-        call.extend((2..=steps.len()).map(|number| col(STEP_NUMBER).eq(lit(number as i32))));
+        // step_number gives a value the number of its first step: a value that several steps
+        // share (['view', 'view', 'cart']) meets each of them.
+        call.extend(steps[1..].iter().map(|value| {
+            let first = steps.iter().position(|step| step == value).unwrap_or_default();
+            col(STEP_NUMBER).eq(lit(first as i32 + 1))
+        }));
         call.extend(modes.into_iter().map(lit));
         let segment_name = |index: usize| format!("__usagelake_segment_{index}");
         let segments = input.segments.len();
