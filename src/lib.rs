@@ -21,6 +21,7 @@ pub mod output;
 pub mod placeholders;
 pub mod repl;
 pub mod runner;
+pub mod scan_balance;
 pub mod serve;
 pub mod session;
 pub mod spinner;

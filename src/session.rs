@@ -6,12 +6,15 @@
 
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use usagelake_udfs::UsagelakeOptions;
 
 use crate::object_stores::{StoreOptions, StoreRegistry};
+use crate::scan_balance::BalancedFileScans;
 
 /// Errors setting up a session.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +114,16 @@ pub fn create_context(options: &SessionOptions) -> Result<SessionContext, Sessio
         // instead of failing the query.
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
-    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    // Our rule first, so that the rules after it see the balanced scans.
+    let mut physical_rules = PhysicalOptimizer::new().rules;
+    physical_rules.insert(0, Arc::new(BalancedFileScans));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime.build_arc()?)
+        .with_default_features()
+        .with_physical_optimizer_rules(physical_rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     usagelake_udfs::register_all(&ctx)?;
     Ok(ctx)
 }
