@@ -4,11 +4,18 @@
 //! The general plan of `feature_adoption` groups the events by actor and by (feature, actor),
 //! then joins those groups with the features and with each other; the hash tables of the two
 //! `GROUP BY`s and the joins are most of its time. With integer actors the same facts fit in
-//! vectors indexed by the actor itself: each event updates its actor's first-seen and last
-//! in-range time and, in the same slot, its first use and use count of the event's feature, with
-//! no hashing at all for short feature names (their Arrow view is the key). The
-//! fold at the end computes what the joins and `percentile_cont` of the general plan compute, with
-//! the same interpolation, so both plans give the same report.
+//! arrays indexed by the actor itself, with no hashing at all for feature names (their Arrow view
+//! is the key). The fold at the end computes what the joins and `percentile_cont` of the general
+//! plan compute, with the same interpolation, so both plans give the same report.
+//!
+//! Events come in time order, so the actors of a batch are in no order, and over a million actors
+//! the arrays are far larger than the caches: each event waits for its slots' cache misses unless
+//! they are small and asked for ahead. So every event updates its actor's first-seen and last
+//! in-range time in an array of 16 bytes an actor (16 MB for a million), and only an event with a
+//! feature also touches that feature's array of first uses and use counts; both slots are
+//! prefetched [`PREFETCH_ROWS`] rows ahead. (With every feature's uses inline in the actor's slot,
+//! 152 bytes an actor, the three quarters of events without a feature paid for a slot spanning
+//! three cache lines, and the fold passed over that large array once for each feature.)
 //!
 //! Three kinds of rows come in, told apart by which columns are NULL: events (actor and time),
 //! launches (no actor, no time: a feature and its `released_at`) and the actors of an `eligible`
@@ -19,12 +26,11 @@ use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
-    StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray, StructArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Int64Type};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type};
+use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -41,17 +47,16 @@ const NAME: &str = "feature_adoption_sets";
 
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
-/// The features whose uses live in each actor's own slot, next to its first and last times, so
-/// that an event touches one place in memory; a later feature keeps its uses in a vector of its
-/// own.
-const INLINE_FEATURES: usize = 8;
-
-/// How many rows ahead `update_batch` asks for an actor's slot: enough for a memory load to
+/// How many rows ahead `update_batch` asks for an actor's slots: enough for a memory load to
 /// arrive while the rows between are added.
 const PREFETCH_ROWS: usize = 16;
 
-/// The most short feature names looked up by their Arrow view alone, before hashing.
+/// The most feature names looked up by their Arrow view, before hashing.
 const VIEW_CACHE_LEN: usize = 32;
+
+/// The slots of [`AdoptionSetsAccumulator::view_slots`]: a power of two, many more than the
+/// features of a usual log, so that names seldom share one.
+const VIEW_SLOTS: usize = 64;
 
 /// `percentile_cont`'s quantization of the interpolation weight (DataFusion's
 /// `INTERPOLATION_PRECISION`), kept so that the percentiles equal the general plan's.
@@ -127,11 +132,11 @@ const STATE_TYPES: [(&str, DataType); 12] = [
     ("actors", DataType::Int64),
     ("first_seen", DataType::Int64),
     ("last_in_range", DataType::Int64),
-    ("listed", DataType::Boolean),
+    ("listed", DataType::Int64),
     ("features", DataType::Utf8),
     ("feature_listed", DataType::Boolean),
     ("released", DataType::Int64),
-    ("use_features", DataType::Int32),
+    ("use_lengths", DataType::Int64),
     ("use_actors", DataType::Int64),
     ("first_uses", DataType::Int64),
     ("uses", DataType::Int64),
@@ -178,18 +183,20 @@ impl AggregateUDFImpl for FeatureAdoptionSets {
     }
 }
 
-/// What is known of one actor.
+/// An actor's first event over all history and its last event in the range: what every event
+/// updates, in an array of its own (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct ActorFacts {
-    /// Its first event over all history; `i64::MAX` for none.
-    first_seen: i64,
-    /// Its last event in the range; `i64::MIN` for none.
+struct Seen {
+    /// `i64::MAX` for none.
+    first: i64,
+    /// `i64::MIN` for none.
     last_in_range: i64,
-    /// Whether the eligible table lists it.
-    listed: bool,
-    /// Its uses of the first [`INLINE_FEATURES`] features.
-    uses: [Uses; INLINE_FEATURES],
 }
+
+const NOT_SEEN: Seen = Seen {
+    first: i64::MAX,
+    last_in_range: i64::MIN,
+};
 
 /// One actor's uses of one feature.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -205,30 +212,35 @@ const NO_USES: Uses = Uses {
     in_range: 0,
 };
 
-const NO_ACTOR: ActorFacts = ActorFacts {
-    first_seen: i64::MAX,
-    last_in_range: i64::MIN,
-    listed: false,
-    uses: [NO_USES; INLINE_FEATURES],
-};
-
-/// One feature: whether a launch row named it, its earliest `released_at`, and (past the inline
-/// features) its uses by actor.
+/// One feature: whether a launch row named it, its earliest `released_at`, and its uses by actor.
 #[derive(Debug)]
 struct Feature {
     name: String,
     listed: bool,
     released: Option<i64>,
-    uses: Option<ActorMap<Uses>>,
+    uses: ActorMap<Uses>,
 }
+
+/// A row's feature in [`AdoptionSetsAccumulator::row_features`] when it has none.
+const NO_FEATURE: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct AdoptionSetsAccumulator {
-    actors: ActorMap<ActorFacts>,
+    actors: ActorMap<Seen>,
+    /// The actors of the eligible table.
+    listed: ActorMap<bool>,
     features: Vec<Feature>,
     feature_index: HashMap<String, usize>,
-    /// Features by the Arrow view of their name, for names short enough to be inline in it.
+    /// Features by the Arrow view of their name: the whole view for a name inline in it, else its
+    /// length and first four bytes (then checked against the name).
     view_cache: Vec<(u128, usize)>,
+    /// Short names' features by a hash of their view, each slot the last view seen there
+    /// ([`NO_FEATURE`] when none): one comparison for most rows with a feature, where scanning
+    /// `view_cache` took a tenth of the query's samples.
+    view_slots: [(u128, u32); VIEW_SLOTS],
+    /// The feature of each row of the batch being added, looked up before its rows are added so
+    /// that a row's uses can be prefetched rows ahead; kept to reuse its memory.
+    row_features: Vec<u32>,
     min_uses: Option<i64>,
     eligible_listed: Option<bool>,
 }
@@ -236,10 +248,13 @@ struct AdoptionSetsAccumulator {
 impl Default for AdoptionSetsAccumulator {
     fn default() -> Self {
         Self {
-            actors: ActorMap::new(NO_ACTOR),
+            actors: ActorMap::new(NOT_SEEN),
+            listed: ActorMap::new(false),
             features: Vec::new(),
             feature_index: HashMap::new(),
             view_cache: Vec::new(),
+            view_slots: [(0, NO_FEATURE); VIEW_SLOTS],
+            row_features: Vec::new(),
             min_uses: None,
             eligible_listed: None,
         }
@@ -257,7 +272,7 @@ impl AdoptionSetsAccumulator {
             name: name.to_string(),
             listed: false,
             released: None,
-            uses: (index >= INLINE_FEATURES).then(|| ActorMap::new(NO_USES)),
+            uses: ActorMap::new(NO_USES),
         });
         self.feature_index.insert(name.to_string(), index);
         index
@@ -269,54 +284,28 @@ impl AdoptionSetsAccumulator {
         feature.released = min_of(feature.released, released);
     }
 
-    fn add_actor(&mut self, actor: i64, facts: ActorFacts) {
-        let known = self.actors.entry(actor);
-        known.first_seen = known.first_seen.min(facts.first_seen);
-        known.last_in_range = known.last_in_range.max(facts.last_in_range);
-        known.listed |= facts.listed;
-    }
-
-    /// The uses of `feature` by `actor`, and a place to set them.
-    #[inline]
-    fn uses_entry(&mut self, feature: usize, actor: i64) -> &mut Uses {
-        match self.features[feature].uses.as_mut() {
-            Some(uses) => uses.entry(actor),
-            None => &mut self.actors.entry(actor).uses[feature],
-        }
-    }
-
-    /// Every actor's uses of `feature`, in no particular order.
-    fn feature_uses(&self, feature: usize) -> Box<dyn Iterator<Item = (i64, Uses)> + '_> {
-        match &self.features[feature].uses {
-            Some(uses) => uses.pairs(),
-            None => Box::new(
-                self.actors
-                    .pairs()
-                    .map(move |(actor, facts)| (actor, facts.uses[feature]))
-                    .filter(|(_, uses)| *uses != NO_USES),
-            ),
-        }
-    }
-
-    fn add_uses(&mut self, feature: usize, actor: i64, uses: Uses) {
-        let known = self.uses_entry(feature, actor);
-        known.first = known.first.min(uses.first);
-        known.in_range += uses.in_range;
-    }
-
-    /// The index of the feature whose name has Arrow view `view` (its length in the low 32 bits),
-    /// looked up by the view itself when the name is inline in it.
+    /// The index of the feature whose name has Arrow view `view` (its length in the low 32 bits,
+    /// then its first bytes).
     #[inline]
     fn feature_of_view(&mut self, view: u128, name: &str) -> usize {
-        if name.len() > 12 {
-            return self.feature(name);
-        }
-        if let Some((_, index)) = self.view_cache.iter().find(|(known, _)| *known == view) {
+        let inline = name.len() <= 12;
+        // A longer name's view ends with where its bytes are, which says nothing of the name.
+        let key = if inline {
+            view
+        } else {
+            view & u128::from(u64::MAX)
+        };
+        let features = &self.features;
+        if let Some((_, index)) = self
+            .view_cache
+            .iter()
+            .find(|(known, index)| *known == key && (inline || features[*index].name == name))
+        {
             return *index;
         }
         let index = self.feature(name);
         if self.view_cache.len() < VIEW_CACHE_LEN {
-            self.view_cache.push((view, index));
+            self.view_cache.push((key, index));
         }
         index
     }
@@ -331,62 +320,85 @@ impl AdoptionSetsAccumulator {
         )
     }
 
-    /// The report row of `feature`, if it is reported: used in the range, or named by a launch.
-    fn feature_report(&self, index: usize, last_times: &[i64], listed: i64) -> Option<Row> {
-        let feature = &self.features[index];
-        let mut first_use_any = None;
-        let mut used_in_range = false;
-        for (_, uses) in self.feature_uses(index) {
-            first_use_any = min_of(first_use_any, Some(uses.first));
-            used_in_range |= uses.in_range > 0;
-        }
-        if !(used_in_range || feature.listed) {
-            return None;
-        }
-        let launch = min_of(first_use_any, feature.released);
+    /// The reported features, each with its launch and its adopters' days to adopt in
+    /// microseconds: one pass over each feature's uses.
+    fn reported(&self) -> Vec<Reported> {
         let eligible_listed = self.eligible_listed.unwrap_or(false);
-        let eligible = match (eligible_listed, launch) {
-            (true, _) => listed,
-            (false, None) => 0,
-            // `last_times` is sorted: the actors at or after the launch are its tail.
-            (false, Some(launch)) => {
-                (last_times.len() - last_times.partition_point(|last| *last < launch)) as i64
-            }
-        };
         let min_uses = self.min_uses.unwrap_or(1);
-        let mut days: Vec<f64> = self
-            .feature_uses(index)
-            .filter(|(_, uses)| uses.in_range >= min_uses)
-            .filter_map(|(actor, uses)| {
-                let facts = self.actors.get(actor);
-                if eligible_listed && !facts.listed {
-                    return None;
+        let mut reported = Vec::new();
+        for (index, feature) in self.features.iter().enumerate() {
+            let mut first_use_any = i64::MAX;
+            let mut used_in_range = false;
+            // Each adopter's first use and first-seen time: the launch, which moves the start of
+            // the days, is known only at the end of the pass.
+            let mut adopters = Vec::new();
+            feature.uses.for_each(|actor, uses| {
+                first_use_any = first_use_any.min(uses.first);
+                used_in_range |= uses.in_range > 0;
+                if uses.in_range >= min_uses && (!eligible_listed || self.listed.get(actor)) {
+                    // An adopter used the feature, so it was seen.
+                    adopters.push((uses.first, self.actors.get(actor).first));
                 }
-                // An adopter used the feature, so it was seen and the feature launched.
-                let start = facts.first_seen.max(launch.unwrap_or(i64::MIN));
-                Some((uses.first - start) as f64 / MICROS_PER_DAY)
-            })
-            .collect();
-        days.sort_unstable_by(f64::total_cmp);
-        Some(Row {
-            feature: feature.name.clone(),
-            launch,
-            eligible,
-            adopters: days.len() as i64,
-            median_days: percentile(&days, 0.5),
-            p90_days: percentile(&days, 0.9),
-        })
+            });
+            // A feature is reported when it is used in the range, or named by a launch.
+            if !(used_in_range || feature.listed) {
+                continue;
+            }
+            let first_use_any = (first_use_any != i64::MAX).then_some(first_use_any);
+            let launch = min_of(first_use_any, feature.released);
+            let days_micros = adopters
+                .into_iter()
+                .map(|(first_use, first_seen)| {
+                    first_use - first_seen.max(launch.unwrap_or(i64::MIN))
+                })
+                .collect();
+            reported.push(Reported {
+                index,
+                launch,
+                days_micros,
+            });
+        }
+        reported
+    }
+
+    /// The eligible actors of each reported feature: the listed actors, or those whose last event
+    /// in the range is at or after its launch, counted for every feature in one pass over the
+    /// actors.
+    fn eligible(&self, reported: &[Reported]) -> Vec<i64> {
+        if self.eligible_listed.unwrap_or(false) {
+            let mut listed = 0;
+            self.listed.for_each(|_, _| listed += 1);
+            return vec![listed; reported.len()];
+        }
+        let launches: Vec<Option<i64>> = reported.iter().map(|feature| feature.launch).collect();
+        let mut eligible = vec![0; reported.len()];
+        self.actors.for_each(|_, seen| {
+            if seen.last_in_range == NOT_SEEN.last_in_range {
+                return;
+            }
+            for (count, launch) in eligible.iter_mut().zip(&launches) {
+                *count += i64::from(launch.is_some_and(|launch| seen.last_in_range >= launch));
+            }
+        });
+        eligible
     }
 }
 
-/// One row of the report.
-struct Row {
-    feature: String,
+/// A feature of the report, before its counts and percentiles.
+struct Reported {
+    index: usize,
     launch: Option<i64>,
-    eligible: i64,
-    adopters: i64,
-    median_days: Option<f64>,
-    p90_days: Option<f64>,
+    /// Each adopter's microseconds from the later of its first-seen time and the launch to its
+    /// first use, in no order.
+    days_micros: Vec<i64>,
+}
+
+/// The slot of `view` in [`AdoptionSetsAccumulator::view_slots`]: the top bits of a
+/// multiplicative hash of its two halves.
+#[inline]
+fn view_slot(view: u128) -> usize {
+    let mixed = (view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> (64 - VIEW_SLOTS.trailing_zeros())) as usize
 }
 
 /// The smaller of two optional values, ignoring a missing one (as SQL's `least`).
@@ -397,21 +409,28 @@ fn min_of(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// `percentile_cont(fraction)` of `sorted`, computed as DataFusion computes it: between the
-/// neighbours of position `fraction * (n - 1)`, with its weight quantized.
-fn percentile(sorted: &[f64], fraction: f64) -> Option<f64> {
-    match sorted.len() {
+/// `percentile_cont(fraction)` of the days whose microseconds are `micros` (in any order; this
+/// reorders them), computed as DataFusion computes it: between the neighbours of position
+/// `fraction * (n - 1)`, with its weight quantized. Only the two neighbours are needed, so they
+/// are selected in linear time instead of sorting; microseconds order as their days do.
+fn percentile(micros: &mut [i64], fraction: f64) -> Option<f64> {
+    let days = |micros: i64| micros as f64 / MICROS_PER_DAY;
+    match micros.len() {
         0 => None,
-        1 => Some(sorted[0]),
+        1 => Some(days(micros[0])),
         len => {
             let index = fraction * ((len - 1) as f64);
             let (lower, upper) = (index.floor() as usize, index.ceil() as usize);
+            let (_, lower_micros, above) = micros.select_nth_unstable(lower);
+            let lower_days = days(*lower_micros);
             if lower == upper {
-                return Some(sorted[lower]);
+                return Some(lower_days);
             }
+            // `upper` is `lower + 1`: the least of the values above.
+            let upper_days = days(above.iter().copied().min()?);
             let scaled = ((index - lower as f64) * INTERPOLATION_PRECISION) as usize;
             let weight = scaled as f64 / INTERPOLATION_PRECISION;
-            Some(sorted[lower] + (sorted[upper] - sorted[lower]) * weight)
+            Some(lower_days + (upper_days - lower_days) * weight)
         }
     }
 }
@@ -436,72 +455,91 @@ impl Accumulator for AdoptionSetsAccumulator {
         let in_range = values[3].as_boolean();
         let released = values[4].as_primitive::<Int64Type>();
         let views = features.views();
+        let mut row_features = std::mem::take(&mut self.row_features);
+        row_features.clear();
+        row_features.extend((0..features.len()).map(|row| {
+            if features.is_valid(row) {
+                let view = views[row];
+                let slot = &self.view_slots[view_slot(view)];
+                if slot.0 == view && slot.1 != NO_FEATURE {
+                    return slot.1;
+                }
+                let feature = self.feature_of_view(view, features.value(row)) as u32;
+                // A short name is all in its view, so the view alone names its feature.
+                if features.value(row).len() <= 12 {
+                    self.view_slots[view_slot(view)] = (view, feature);
+                }
+                feature
+            } else {
+                NO_FEATURE
+            }
+        }));
         let actor_ids = actors.values();
         for row in 0..actors.len() {
             if let Some(ahead) = actor_ids.get(row + PREFETCH_ROWS) {
                 self.actors.prefetch(*ahead);
+                if let Some(feature) = self
+                    .features
+                    .get(row_features[row + PREFETCH_ROWS] as usize)
+                {
+                    feature.uses.prefetch(*ahead);
+                }
             }
-            let feature = features
-                .is_valid(row)
-                .then(|| self.feature_of_view(views[row], features.value(row)));
+            let feature = row_features[row];
             match (actors.is_valid(row), times.is_valid(row)) {
                 (true, true) => {
                     let (actor, time) = (actors.value(row), times.value(row));
                     let counted = in_range.is_valid(row) && in_range.value(row);
-                    let facts = self.actors.entry(actor);
-                    facts.first_seen = facts.first_seen.min(time);
+                    let seen = self.actors.entry(actor);
+                    seen.first = seen.first.min(time);
                     if counted {
-                        facts.last_in_range = facts.last_in_range.max(time);
+                        seen.last_in_range = seen.last_in_range.max(time);
                     }
-                    let uses = match feature {
-                        Some(index) if index < INLINE_FEATURES => Some(&mut facts.uses[index]),
-                        Some(index) => self.features[index]
-                            .uses
-                            .as_mut()
-                            .map(|uses| uses.entry(actor)),
-                        None => None,
-                    };
-                    if let Some(uses) = uses {
+                    if feature != NO_FEATURE {
+                        let uses = self.features[feature as usize].uses.entry(actor);
                         uses.first = uses.first.min(time);
                         uses.in_range += i64::from(counted);
                     }
                 }
-                (true, false) => self.actors.entry(actors.value(row)).listed = true,
+                (true, false) => *self.listed.entry(actors.value(row)) = true,
                 (false, _) => {
-                    if let Some(index) = feature {
+                    if feature != NO_FEATURE {
                         let released = released.is_valid(row).then(|| released.value(row));
-                        self.add_launch(index, true, released);
+                        self.add_launch(feature as usize, true, released);
                     }
                 }
             }
         }
+        self.row_features = row_features;
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let (mut actors, mut first_seen, mut last_in_range, mut listed) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (actor, facts) in self.actors.pairs() {
+        let (mut actors, mut first_seen, mut last_in_range) = (Vec::new(), Vec::new(), Vec::new());
+        self.actors.for_each(|actor, seen| {
             actors.push(actor);
-            first_seen.push(facts.first_seen);
-            last_in_range.push(facts.last_in_range);
-            listed.push(facts.listed);
-        }
-        let (mut use_features, mut use_actors, mut first_uses, mut uses) =
+            first_seen.push(seen.first);
+            last_in_range.push(seen.last_in_range);
+        });
+        let mut listed = Vec::new();
+        self.listed.for_each(|actor, _| listed.push(actor));
+        // Each feature's uses one after the other, their number per feature in `use_lengths`.
+        let (mut use_lengths, mut use_actors, mut first_uses, mut uses) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for index in 0..self.features.len() {
-            for (actor, feature_uses) in self.feature_uses(index) {
-                use_features.push(index as i32);
+        for feature in &self.features {
+            let before = use_actors.len();
+            feature.uses.for_each(|actor, feature_uses| {
                 use_actors.push(actor);
                 first_uses.push(feature_uses.first);
                 uses.push(feature_uses.in_range);
-            }
+            });
+            use_lengths.push((use_actors.len() - before) as i64);
         }
         let lists: [ArrayRef; 12] = [
             Arc::new(Int64Array::from(actors)),
             Arc::new(Int64Array::from(first_seen)),
             Arc::new(Int64Array::from(last_in_range)),
-            Arc::new(BooleanArray::from(listed)),
+            Arc::new(Int64Array::from(listed)),
             Arc::new(StringArray::from_iter_values(
                 self.features.iter().map(|feature| feature.name.as_str()),
             )),
@@ -511,7 +549,7 @@ impl Accumulator for AdoptionSetsAccumulator {
             Arc::new(Int64Array::from_iter(
                 self.features.iter().map(|feature| feature.released),
             )),
-            Arc::new(Int32Array::from(use_features)),
+            Arc::new(Int64Array::from(use_lengths)),
             Arc::new(Int64Array::from(use_actors)),
             Arc::new(Int64Array::from(first_uses)),
             Arc::new(Int64Array::from(uses)),
@@ -534,25 +572,20 @@ impl Accumulator for AdoptionSetsAccumulator {
             let bounds = bounds.as_primitive::<Int64Type>();
             let bound = |index: usize| bounds.is_valid(index).then(|| bounds.value(index));
             self.set_bounds(bound(0), bound(1).map(|listed| listed != 0))?;
-            let (actors, first_seen, last_in_range, listed) = (list(0), list(1), list(2), list(3));
-            let (first_seen, last_in_range) = (
-                first_seen.as_primitive::<Int64Type>(),
-                last_in_range.as_primitive::<Int64Type>(),
-            );
-            let listed = listed.as_boolean();
-            for (index, actor) in actors
-                .as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .enumerate()
-            {
-                let facts = ActorFacts {
-                    first_seen: first_seen.value(index),
-                    last_in_range: last_in_range.value(index),
-                    listed: listed.value(index),
-                    uses: [NO_USES; INLINE_FEATURES],
-                };
-                self.add_actor(*actor, facts);
+            let (actors, first_seen, last_in_range) = (list(0), list(1), list(2));
+            let actors = actors.as_primitive::<Int64Type>().values();
+            let first_seen = first_seen.as_primitive::<Int64Type>().values();
+            let last_in_range = last_in_range.as_primitive::<Int64Type>().values();
+            if first_seen.len() != actors.len() || last_in_range.len() != actors.len() {
+                return exec_err!("{NAME}: a state's actor lists differ in length");
+            }
+            for ((actor, first), last) in actors.iter().zip(first_seen).zip(last_in_range) {
+                let seen = self.actors.entry(*actor);
+                seen.first = seen.first.min(*first);
+                seen.last_in_range = seen.last_in_range.max(*last);
+            }
+            for actor in list(3).as_primitive::<Int64Type>().values() {
+                *self.listed.entry(*actor) = true;
             }
             let (names, feature_listed, released) = (list(4), list(5), list(6));
             let names = names.as_string::<i32>();
@@ -565,58 +598,63 @@ impl Accumulator for AdoptionSetsAccumulator {
                 self.add_launch(feature, feature_listed.value(index), released);
                 indexes.push(feature);
             }
-            let (use_features, use_actors, first_uses, uses) =
-                (list(7), list(8), list(9), list(10));
-            let use_features = use_features.as_primitive::<Int32Type>();
-            let use_actors = use_actors.as_primitive::<Int64Type>();
-            let first_uses = first_uses.as_primitive::<Int64Type>();
-            let uses = uses.as_primitive::<Int64Type>();
-            for index in 0..use_features.len() {
-                let feature_uses = Uses {
-                    first: first_uses.value(index),
-                    in_range: uses.value(index),
-                };
-                self.add_uses(
-                    indexes[use_features.value(index) as usize],
-                    use_actors.value(index),
-                    feature_uses,
-                );
+            let (use_lengths, use_actors, first_uses, uses) = (list(7), list(8), list(9), list(10));
+            let use_lengths = use_lengths.as_primitive::<Int64Type>().values();
+            let use_actors = use_actors.as_primitive::<Int64Type>().values();
+            let first_uses = first_uses.as_primitive::<Int64Type>().values();
+            let uses = uses.as_primitive::<Int64Type>().values();
+            let total: i64 = use_lengths.iter().sum();
+            if use_lengths.len() != indexes.len()
+                || [use_actors.len(), first_uses.len(), uses.len()]
+                    .iter()
+                    .any(|len| *len as i64 != total)
+            {
+                return exec_err!("{NAME}: a state's use lists do not match its features");
+            }
+            let mut start = 0;
+            for (feature, length) in indexes.iter().zip(use_lengths) {
+                let end = start + *length as usize;
+                let map = &mut self.features[*feature].uses;
+                for use_row in start..end {
+                    let known = map.entry(use_actors[use_row]);
+                    known.first = known.first.min(first_uses[use_row]);
+                    known.in_range += uses[use_row];
+                }
+                start = end;
             }
         }
         Ok(())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut last_times = Vec::new();
-        let mut listed = 0;
-        for (_, facts) in self.actors.pairs() {
-            if facts.last_in_range != i64::MIN {
-                last_times.push(facts.last_in_range);
-            }
-            listed += i64::from(facts.listed);
+        let mut reported = self.reported();
+        let eligible = self.eligible(&reported);
+        let mut percentiles = Vec::with_capacity(reported.len());
+        for feature in &mut reported {
+            let days = &mut feature.days_micros;
+            percentiles.push((percentile(days, 0.5), percentile(days, 0.9)));
         }
-        last_times.sort_unstable();
-        let rows: Vec<Row> = self
-            .features
-            .iter()
-            .enumerate()
-            .filter_map(|(index, _)| self.feature_report(index, &last_times, listed))
-            .collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|row| row.feature.as_str()),
+                reported
+                    .iter()
+                    .map(|feature| self.features[feature.index].name.as_str()),
             )),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|row| row.launch))),
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|row| row.eligible),
+            Arc::new(Int64Array::from_iter(
+                reported.iter().map(|feature| feature.launch),
             )),
+            Arc::new(Int64Array::from(eligible)),
             Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|row| row.adopters),
+                reported
+                    .iter()
+                    .map(|feature| feature.days_micros.len() as i64),
             )),
             Arc::new(Float64Array::from_iter(
-                rows.iter().map(|row| row.median_days),
+                percentiles.iter().map(|(median, _)| *median),
             )),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|row| row.p90_days))),
+            Arc::new(Float64Array::from_iter(
+                percentiles.iter().map(|(_, p90)| *p90),
+            )),
         ];
         report(StructArray::try_new(report_fields(), columns, None)?)
     }
@@ -624,16 +662,15 @@ impl Accumulator for AdoptionSetsAccumulator {
     fn size(&self) -> usize {
         size_of_val(self)
             + self.actors.size()
+            + self.listed.size()
             + self
                 .features
                 .iter()
-                .map(|feature| {
-                    size_of::<Feature>()
-                        + 2 * feature.name.len()
-                        + feature.uses.as_ref().map_or(0, ActorMap::size)
-                })
+                .map(|feature| size_of::<Feature>() + 2 * feature.name.len() + feature.uses.size())
                 .sum::<usize>()
             + self.feature_index.capacity() * size_of::<(String, usize)>()
+            + self.view_cache.capacity() * size_of::<(u128, usize)>()
+            + self.row_features.capacity() * size_of::<u32>()
     }
 }
 
@@ -642,6 +679,7 @@ mod tests {
     use datafusion::arrow::array::{BooleanArray, Int64Array, StringArray};
 
     use super::*;
+    use crate::test_random::Random;
 
     const DAY: i64 = 86_400_000_000;
 
@@ -664,10 +702,12 @@ mod tests {
     #[test]
     fn percentiles_interpolate_between_neighbours() {
         // Position 0.5 * 2 = 1 is a value; 0.9 * 2 = 1.8 is 0.8 of the way from 1.5 to 3.
-        assert_eq!(percentile(&[0.0, 1.5, 3.0], 0.5), Some(1.5));
-        assert_eq!(percentile(&[0.0, 1.5, 3.0], 0.9), Some(2.7));
-        assert_eq!(percentile(&[4.0], 0.9), Some(4.0));
-        assert_eq!(percentile(&[], 0.5), None);
+        // In microseconds and out of order: the neighbours are selected, not read off a sort.
+        let mut days = [3 * DAY, 0, 3 * DAY / 2];
+        assert_eq!(percentile(&mut days, 0.5), Some(1.5));
+        assert_eq!(percentile(&mut days, 0.9), Some(2.7));
+        assert_eq!(percentile(&mut [4 * DAY], 0.9), Some(4.0));
+        assert_eq!(percentile(&mut [], 0.5), None);
     }
 
     #[test]
@@ -740,5 +780,165 @@ mod tests {
         let p90 = column("p90_days");
         let p90 = p90.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         assert!((p90.value(0) - 3.7).abs() < 1e-12);
+    }
+
+    /// The report of `accumulator`, as text rows in order (features come in the order the
+    /// accumulator first met them; the plan sorts them).
+    fn report_rows(accumulator: &mut AdoptionSetsAccumulator) -> Vec<String> {
+        let ScalarValue::List(report) = accumulator.evaluate().unwrap() else {
+            panic!("the report is a list");
+        };
+        let rows = report.value(0);
+        let rows = rows.as_struct();
+        let mut rows: Vec<String> = (0..rows.len())
+            .map(|row| {
+                let cells: Vec<String> = rows
+                    .columns()
+                    .iter()
+                    .map(|column| {
+                        ScalarValue::try_from_array(column, row)
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect();
+                cells.join(" ")
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn long_names_with_the_same_length_and_prefix_stay_apart() {
+        // Both names are 17 bytes long and start with "anom", so their views differ only where
+        // their bytes are stored: actor 1 uses the first twice, actor 2 the second once.
+        let mut accumulator = AdoptionSetsAccumulator::default();
+        accumulator
+            .update_batch(&batch(&[
+                (Some(1), Some(0), Some("anomaly_detection"), None),
+                (Some(2), Some(DAY), Some("anomaly_detectors"), None),
+                (Some(1), Some(2 * DAY), Some("anomaly_detection"), None),
+            ]))
+            .unwrap();
+        // Launched at their first uses, days 0 and 1: both actors' last events (days 2 and 1)
+        // are at or after either launch; each adopter took 0 days.
+        assert_eq!(
+            report_rows(&mut accumulator),
+            [
+                "anomaly_detection 0 2 1 0 0",
+                "anomaly_detectors 86400000000 2 1 0 0"
+            ]
+        );
+    }
+
+    /// `count` random rows: events of actors spread so wide at times that the maps turn into hash
+    /// maps, with NULL and long feature names and times in and out of the range; launches; and
+    /// eligible actors.
+    fn random_rows(random: &mut Random, count: usize, wide: bool) -> Vec<ArrayRef> {
+        const NAMES: [&str; 11] = [
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "anomaly_detection",
+            "anomaly_detectors",
+        ];
+        let (mut actors, mut times, mut features, mut in_range, mut released) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..count {
+            let kind = random.below(20);
+            let actor = random.below(300) as i64 - 20;
+            let actor = if wide && random.below(50) == 0 {
+                actor << 40
+            } else {
+                actor
+            };
+            let feature = (random.below(3) > 0).then(|| NAMES[random.below(11) as usize]);
+            match kind {
+                0 => {
+                    actors.push(None);
+                    times.push(None);
+                    features.push(Some(NAMES[random.below(11) as usize]));
+                    in_range.push(false);
+                    released.push((random.below(2) == 0).then(|| random.below(40) as i64 * DAY));
+                }
+                1 => {
+                    actors.push(Some(actor));
+                    times.push(None);
+                    features.push(None);
+                    in_range.push(false);
+                    released.push(None);
+                }
+                _ => {
+                    actors.push(Some(actor));
+                    times.push(Some(random.below(60 * 24) as i64 * DAY / 24));
+                    features.push(feature);
+                    in_range.push(random.below(4) > 0);
+                    released.push(None);
+                }
+            }
+        }
+        vec![
+            Arc::new(Int64Array::from(actors)),
+            Arc::new(Int64Array::from(times)),
+            Arc::new(StringArray::from(features)),
+            Arc::new(BooleanArray::from(in_range)),
+            Arc::new(Int64Array::from(released)),
+            Arc::new(Int64Array::from(vec![2; count])),
+            Arc::new(BooleanArray::from(vec![wide; count])),
+        ]
+    }
+
+    #[test]
+    fn merged_partial_states_give_the_report_of_one_pass() {
+        let mut random = Random(0x5eed_f00d);
+        for case in 0..40 {
+            let wide = case % 2 == 1;
+            let batches: Vec<Vec<ArrayRef>> = (0..6)
+                .map(|_| {
+                    let count = 1 + random.below(400) as usize;
+                    random_rows(&mut random, count, wide)
+                })
+                .collect();
+            let mut whole = AdoptionSetsAccumulator::default();
+            for batch in &batches {
+                whole.update_batch(batch).unwrap();
+            }
+            // Each batch to one of three partial states (some get none); the merged state's
+            // states are merged once more, as a cluster's stages would.
+            let mut partials: Vec<AdoptionSetsAccumulator> =
+                (0..3).map(|_| AdoptionSetsAccumulator::default()).collect();
+            for batch in &batches {
+                partials[random.below(3) as usize]
+                    .update_batch(batch)
+                    .unwrap();
+            }
+            let mut merged = AdoptionSetsAccumulator::default();
+            for partial in &mut partials {
+                let state: Vec<ArrayRef> = partial
+                    .state()
+                    .unwrap()
+                    .iter()
+                    .map(|value| value.to_array().unwrap())
+                    .collect();
+                merged.merge_batch(&state).unwrap();
+            }
+            let mut again = AdoptionSetsAccumulator::default();
+            let state: Vec<ArrayRef> = merged
+                .state()
+                .unwrap()
+                .iter()
+                .map(|value| value.to_array().unwrap())
+                .collect();
+            again.merge_batch(&state).unwrap();
+            let expected = report_rows(&mut whole);
+            assert!(expected.len() > 5, "case {case}: {expected:?}");
+            assert_eq!(report_rows(&mut again), expected, "case {case}");
+        }
     }
 }

@@ -282,7 +282,10 @@ impl MetricTableFunction for Funnel {
         // step_number gives a value the number of its first step: a value that several steps
         // share (['view', 'view', 'cart']) meets each of them.
         call.extend(steps[1..].iter().map(|value| {
-            let first = steps.iter().position(|step| step == value).unwrap_or_default();
+            let first = steps
+                .iter()
+                .position(|step| step == value)
+                .unwrap_or_default();
             col(STEP_NUMBER).eq(lit(first as i32 + 1))
         }));
         call.extend(modes.into_iter().map(lit));
