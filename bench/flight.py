@@ -26,7 +26,9 @@ start-up included), the least of 3: on a 2-core machine their sum bounds how fas
 import argparse
 import os
 import resource
+import socket
 import subprocess
+import sys
 import time
 import warnings
 
@@ -70,6 +72,45 @@ def fetch_bench(fetch, *args):
     rows, seconds = out.split()
     assert int(rows) == ROWS, out
     return float(seconds)
+
+
+# The reading end of `through_loopback`: connects, reads the given number of bytes into one
+# buffer, and answers one byte when it has them all.
+LOOPBACK_READER = """
+import socket, sys
+port, size = int(sys.argv[1]), int(sys.argv[2])
+conn = socket.create_connection(("127.0.0.1", port))
+buffer = memoryview(bytearray(1 << 20))
+left = size
+while left:
+    got = conn.recv_into(buffer, min(len(buffer), left))
+    assert got, "the sender closed early"
+    left -= got
+conn.sendall(b"x")
+"""
+
+
+def through_loopback(size):
+    """Moves `size` bytes through a loopback TCP connection to another process, 1 MiB per send:
+    the wire alone, without Arrow, gRPC or a query, which no fetch of that many bytes between two
+    processes on this machine can beat."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", LOOPBACK_READER, str(listener.getsockname()[1]), str(size)]
+    )
+    conn, _ = listener.accept()
+    chunk = memoryview(bytes(1 << 20))
+    started = time.perf_counter()
+    left = size
+    while left:
+        sent = conn.send(chunk[: min(len(chunk), left)])
+        left -= sent
+    assert conn.recv(1) == b"x"
+    elapsed = time.perf_counter() - started
+    conn.close()
+    listener.close()
+    reader.wait()
+    return elapsed
 
 
 def explain_analyze(binary, lake):
@@ -131,7 +172,12 @@ def main():
         "reference: `EXPLAIN ANALYZE` (binary, with start-up)": lambda: explain_analyze(
             args.binary, args.lake
         ),
+        # As many bytes as ADBC's batches hold, the contender that runs first in each round.
+        "reference: the same bytes through loopback TCP, no Arrow": lambda: through_loopback(
+            fetched["bytes"]
+        ),
     }
+    fetched = {}
     times = {name: [] for name in contenders}
     # CPU per run of each contender: the server's, and the client's (this script for ADBC, the
     # child process otherwise), telling which side of a fetch the time goes to.
@@ -143,6 +189,7 @@ def main():
                 server_before, client_before = cpu_seconds(server.pid), own_and_children_cpu()
                 if run is None:
                     elapsed, nbytes = fetch_with_adbc(addr)
+                    fetched["bytes"] = nbytes
                 else:
                     elapsed = run()
                 times[name].append(elapsed)
