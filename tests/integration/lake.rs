@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::support::{csv_rows, run_err, run_ok, small_lake};
+use crate::support::{csv_rows, files_in_plan, run_err, run_ok, small_lake};
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -72,10 +72,7 @@ fn scanned_files(lake: &str, table_override: Option<&str>, filter: &str) -> Vec<
         .find(|row| row[0] == "physical_plan")
         .expect("a physical plan")[1]
         .clone();
-    plan.split(['[', ']', ',', ' '])
-        .filter(|part| part.ends_with(".parquet"))
-        .map(str::to_string)
-        .collect()
+    files_in_plan(&plan)
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::fault_proxy::FaultProxy;
 use crate::s3_server::S3Server;
-use crate::support::{csv_rows, run_ok, small_lake, usagelake};
+use crate::support::{csv_rows, files_in_plan, run_ok, small_lake, usagelake};
 
 /// The binary with its S3 store pointed at `endpoint`.
 pub(crate) fn usagelake_s3(endpoint: &str) -> Command {
@@ -88,11 +88,7 @@ fn scan_through_proxy(proxy: &FaultProxy, filter: &str) -> (Vec<String>, usize) 
         .find(|row| row[0] == "physical_plan")
         .expect("a physical plan")[1]
         .clone();
-    let files = plan
-        .split(['[', ']', ',', ' '])
-        .filter(|part| part.ends_with(".parquet"))
-        .map(str::to_string)
-        .collect();
+    let files = files_in_plan(&plan);
     proxy.take_seen();
     output_ok(
         usagelake_s3(&proxy.endpoint()),

@@ -128,3 +128,21 @@ pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The Parquet files an `EXPLAIN` plan's scans open, each once, in order: a scan may read a file
+/// in byte ranges (`part-00000.parquet:0..1451`), one per partition.
+pub(crate) fn files_in_plan(plan: &str) -> Vec<String> {
+    let mut files: Vec<String> = plan
+        .split(['[', ']', ',', ' '])
+        .filter_map(|part| {
+            let file = match part.rsplit_once(':') {
+                Some((file, range)) if range.contains("..") => file,
+                _ => part,
+            };
+            file.ends_with(".parquet").then(|| file.to_string())
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
