@@ -39,7 +39,7 @@ use datafusion_macros::user_doc;
 use crate::actor_id_sessions::{IDS_PER_BLOCK, MOST_IDS_PER_GROUP};
 use crate::fold::{Expected, check_arguments, list_of, state_field};
 use crate::window_funnel::{
-    Event, Funnel, FunnelFunction, Scratch, TimeKind, check_constants_when_simplified,
+    Event, Funnel, FunnelFunction, Grouped, Scratch, TimeKind, check_constants_when_simplified,
     check_funnel_types, extend_events, for_each_state, ticks_per_second,
 };
 
@@ -180,11 +180,11 @@ impl GroupEvents {
         self.actors.capacity() * size_of::<i64>() + self.events.capacity() * size_of::<Event>()
     }
 
-    /// The events in order of actor (in the order they came within an actor), and where each
-    /// actor's are: `starts[id]..starts[id + 1]` for the group's least actor + `id`.
-    fn by_actor(&self) -> Result<(Vec<Event>, Vec<usize>)> {
+    /// The events in order of actor (in the order they came within an actor): group `id` of the
+    /// result holds the events of the group's least actor + `id`.
+    fn by_actor(&self) -> Result<Grouped> {
         let (Some(&low), Some(&high)) = (self.actors.iter().min(), self.actors.iter().max()) else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Grouped::by_group(0, std::iter::empty()));
         };
         let ids = i128::from(high) - i128::from(low) + 1;
         if ids > i128::from(MOST_IDS_PER_GROUP) {
@@ -194,21 +194,12 @@ impl GroupEvents {
                  window_funnel_events with GROUP BY actor"
             );
         }
-        let mut starts = vec![0; ids as usize + 1];
-        for &actor in &self.actors {
-            starts[(actor - low) as usize + 1] += 1;
-        }
-        for id in 1..starts.len() {
-            starts[id] += starts[id - 1];
-        }
-        let mut next = starts.clone();
-        let mut sorted = self.events.clone();
-        for (&actor, &event) in self.actors.iter().zip(&self.events) {
-            let slot = &mut next[(actor - low) as usize];
-            sorted[*slot] = event;
-            *slot += 1;
-        }
-        Ok((sorted, starts))
+        let events = self
+            .actors
+            .iter()
+            .zip(&self.events)
+            .map(|(&actor, &event)| ((actor - low) as usize, event));
+        Ok(Grouped::by_group(ids as usize, events))
     }
 
     /// Appends the group's elements: one per step with the actors that reached it, then one per
@@ -223,13 +214,10 @@ impl GroupEvents {
         out.actors.extend(std::iter::repeat_n(0, funnel.steps()));
         out.seconds
             .extend(std::iter::repeat_n(None, funnel.steps()));
-        let (mut sorted, starts) = self.by_actor()?;
+        let mut by_actor = self.by_actor()?;
         let mut times = Vec::new();
-        for range in starts.windows(2) {
-            if range[0] == range[1] {
-                continue;
-            }
-            let reached = funnel.run(&mut sorted[range[0]..range[1]], scratch);
+        for events in by_actor.slices().filter(|events| !events.is_empty()) {
+            let reached = funnel.run(events, scratch);
             let level = usize::from(reached.level);
             out.actors[first..first + level]
                 .iter_mut()

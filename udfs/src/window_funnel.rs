@@ -1384,13 +1384,39 @@ struct GroupEvent {
 }
 
 /// The events of consecutive groups: group `g`'s are `events[starts[g]..starts[g + 1]]`.
-struct Grouped {
+pub(crate) struct Grouped {
     events: Vec<Event>,
     starts: Vec<usize>,
 }
 
 impl Grouped {
-    fn slices(&mut self) -> impl Iterator<Item = &mut [Event]> {
+    /// `events`, each with its group below `groups`, put in order of group by a counting sort
+    /// (in the order they came within a group).
+    pub(crate) fn by_group(
+        groups: usize,
+        events: impl Iterator<Item = (usize, Event)> + Clone,
+    ) -> Self {
+        let mut starts = vec![0; groups + 1];
+        for (group, _) in events.clone() {
+            starts[group + 1] += 1;
+        }
+        for group in 1..starts.len() {
+            starts[group] += starts[group - 1];
+        }
+        let mut next = starts.clone();
+        let mut sorted = vec![Event { ts: 0, steps: 0 }; starts[groups]];
+        for (group, event) in events {
+            sorted[next[group]] = event;
+            next[group] += 1;
+        }
+        Self {
+            events: sorted,
+            starts,
+        }
+    }
+
+    /// Each group's events, empty for a group without any.
+    pub(crate) fn slices(&mut self) -> impl Iterator<Item = &mut [Event]> {
         let mut rest = self.events.as_mut_slice();
         self.starts.windows(2).map(move |range| {
             let (group, after) = std::mem::take(&mut rest).split_at_mut(range[1] - range[0]);
@@ -1408,27 +1434,18 @@ impl FunnelGroupsAccumulator {
             EmitTo::All => self.groups,
             EmitTo::First(n) => n.min(self.groups),
         };
-        let mut starts = vec![0; emitted + 1];
-        for event in &self.events {
-            if event.group < emitted {
-                starts[event.group + 1] += 1;
-            }
-        }
-        for group in 1..starts.len() {
-            starts[group] += starts[group - 1];
-        }
-        let mut next = starts.clone();
-        let placeholder = Event { ts: 0, steps: 0 };
-        let mut events = vec![placeholder; starts[emitted]];
+        let taken = self
+            .events
+            .iter()
+            .filter(|kept| kept.group < emitted)
+            .map(|kept| (kept.group, kept.event));
+        let grouped = Grouped::by_group(emitted, taken);
         self.events.retain_mut(|kept| {
-            if kept.group < emitted {
-                events[next[kept.group]] = kept.event;
-                next[kept.group] += 1;
-                false
-            } else {
+            let stays = kept.group >= emitted;
+            if stays {
                 kept.group -= emitted;
-                true
             }
+            stays
         });
         self.groups -= emitted;
         // The bytes of the emitted events are given back, as the memory pool counts them.
@@ -1437,7 +1454,7 @@ impl FunnelGroupsAccumulator {
         } else {
             self.events.shrink_to_fit();
         }
-        Grouped { events, starts }
+        grouped
     }
 }
 
