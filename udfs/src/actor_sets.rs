@@ -32,7 +32,7 @@ use crate::fold::{list_of, single_list};
 /// The most 64-bit words that the bitsets of all periods may take together: 256 MiB.
 const DENSE_BUDGET_WORDS: usize = 1 << 25;
 
-/// The most bytes that the array of a growing [`ActorMap`] may take: 512 MiB (3.5M actors of
+/// The most bytes that the pages of a growing [`ActorMap`] may take: 512 MiB (3.5M actors of
 /// `feature_adoption_sets`, its largest values).
 const DENSE_MAP_BYTES: usize = 1 << 29;
 
@@ -553,37 +553,105 @@ impl<'a> ActorSet<'a> {
     }
 }
 
+/// The actors of a page of a growing [`ActorMap`] (64 KiB of 16-byte values): small enough that a
+/// feature used by a few actors takes a few pages, large enough that the directory of a million
+/// actors' pages stays in cache.
+const PAGE_ACTORS: i64 = 1 << 12;
+
+/// The most pages that the directory of a growing [`ActorMap`] may span (a range of 4G actors).
+const MOST_PAGES: i64 = 1 << 20;
+
 /// A value per actor: see [`ActorSets::actor_map`], or, grown as actors come,
 /// [`ActorMap::new`]. `empty` is the value of absent actors.
 #[derive(Debug)]
 pub(crate) enum ActorMap<T> {
-    Dense { base: i64, values: Vec<T>, empty: T },
-    Sparse { values: HashMap<i64, T>, empty: T },
+    /// An array over a range of actors known up front.
+    Dense {
+        base: i64,
+        values: Vec<T>,
+        empty: T,
+    },
+    /// Pages of [`PAGE_ACTORS`] actors, each allocated when an actor of it first comes, under a
+    /// directory from page `first_page` on. Actors in no order never move a value: an array over
+    /// their range would be copied into new pages each time it grew at its low end.
+    Paged {
+        first_page: i64,
+        pages: Vec<Option<Box<[T]>>>,
+        /// The pages allocated.
+        allocated: usize,
+        empty: T,
+    },
+    Sparse {
+        values: HashMap<i64, T>,
+        empty: T,
+    },
+}
+
+/// The (actor, value) pairs of an array of actors from `base` on whose value is not `empty`.
+fn set_values<T: Copy + PartialEq>(
+    base: i64,
+    values: &[T],
+    empty: T,
+) -> impl Iterator<Item = (i64, T)> + '_ {
+    values
+        .iter()
+        .enumerate()
+        .filter(move |(_, value)| **value != empty)
+        .map(move |(index, value)| (base + index as i64, *value))
+}
+
+/// The page of `actor` and its place in it.
+#[inline]
+fn page_of(actor: i64) -> (i64, usize) {
+    (
+        actor.div_euclid(PAGE_ACTORS),
+        actor.rem_euclid(PAGE_ACTORS) as usize,
+    )
 }
 
 impl<T: Copy + PartialEq> ActorMap<T> {
-    /// An empty map that grows to the actors it is given: an array over their range while that
-    /// fits in [`DENSE_MAP_BYTES`], else a hash map.
+    /// An empty map that grows to the actors it is given: pages over their range while they fit
+    /// in [`DENSE_MAP_BYTES`] and [`MOST_PAGES`], else a hash map.
     pub(crate) fn new(empty: T) -> Self {
-        ActorMap::Dense {
-            base: 0,
-            values: Vec::new(),
+        ActorMap::Paged {
+            first_page: 0,
+            pages: Vec::new(),
+            allocated: 0,
             empty,
         }
     }
 
-    /// Asks the CPU to bring `actor`'s slot of a dense map into cache, so that a caller reading
-    /// actors in no order can start the memory load rows before it needs the slot: over an array
-    /// larger than the caches each event would otherwise wait for its slot's cache misses.
+    /// The slot of `actor` when it has one, without growing the map.
+    #[inline]
+    fn slot(&self, actor: i64) -> Option<&T> {
+        match self {
+            ActorMap::Dense { base, values, .. } => actor
+                .checked_sub(*base)
+                .and_then(|index| usize::try_from(index).ok())
+                .and_then(|index| values.get(index)),
+            ActorMap::Paged {
+                first_page, pages, ..
+            } => {
+                let (page, offset) = page_of(actor);
+                let index = usize::try_from(page - first_page).ok()?;
+                pages.get(index)?.as_ref().map(|values| &values[offset])
+            }
+            ActorMap::Sparse { values, .. } => values.get(&actor),
+        }
+    }
+
+    /// Asks the CPU to bring `actor`'s slot of a dense or paged map into cache, so that a caller
+    /// reading actors in no order can start the memory load rows before it needs the slot: over
+    /// an array larger than the caches each event would otherwise wait for its slot's cache
+    /// misses.
     #[inline]
     pub(crate) fn prefetch(&self, actor: i64) {
         #[cfg(target_arch = "x86_64")]
-        if let ActorMap::Dense { base, values, .. } = self
-            && let Some(index) = actor.checked_sub(*base)
-            && (0..values.len() as i64).contains(&index)
+        if !matches!(self, ActorMap::Sparse { .. })
+            && let Some(slot) = self.slot(actor)
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let slot = (&values[index as usize] as *const T).cast::<i8>();
+            let slot = (slot as *const T).cast::<i8>();
             // One prefetch per cache line the slot may span.
             for offset in (0..std::mem::size_of::<T>()).step_by(64) {
                 // SAFETY: a prefetch is a hint that neither reads nor writes memory, and SSE,
@@ -604,100 +672,160 @@ impl<T: Copy + PartialEq> ActorMap<T> {
     /// The value of `actor`, and a place to set it.
     #[inline]
     pub(crate) fn entry(&mut self, actor: i64) -> &mut T {
-        if let ActorMap::Dense { base, values, .. } = self
+        // The hot path, small enough to inline into the callers' loops over rows.
+        if let ActorMap::Paged {
+            first_page, pages, ..
+        } = self
+        {
+            let (page, offset) = page_of(actor);
+            if let Ok(index) = usize::try_from(page - *first_page)
+                && let Some(Some(_)) = pages.get(index)
+            {
+                // Borrowed again here so that the slow path below may reshape `self`.
+                let ActorMap::Paged { pages, .. } = self else {
+                    unreachable!()
+                };
+                return &mut pages[index].as_mut().expect("checked above")[offset];
+            }
+        } else if let ActorMap::Dense { base, values, .. } = self
             && let Some(index) = actor.checked_sub(*base)
             && (0..values.len() as i64).contains(&index)
         {
-            // Borrowed again here so that the slow path below may reshape `self`.
             let ActorMap::Dense { values, .. } = self else {
                 unreachable!()
             };
             return &mut values[index as usize];
         }
-        self.make_room(actor);
+        self.entry_slow(actor)
+    }
+
+    /// [`entry`](Self::entry) for an actor of a page not allocated yet, outside a dense map's
+    /// array, or in a hash map.
+    #[cold]
+    #[inline(never)]
+    fn entry_slow(&mut self, actor: i64) -> &mut T {
+        let (page, offset) = page_of(actor);
+        let has_slot = match &*self {
+            ActorMap::Dense { base, values, .. } => {
+                (0..values.len() as i64).contains(&(actor - *base))
+            }
+            ActorMap::Paged {
+                first_page, pages, ..
+            } => usize::try_from(page - *first_page)
+                .is_ok_and(|index| matches!(pages.get(index), Some(Some(_)))),
+            ActorMap::Sparse { .. } => true,
+        };
+        if !has_slot {
+            match self {
+                // `ActorSets::actor_map` sized the array for every actor of the sets.
+                ActorMap::Dense { .. } => self.make_sparse(),
+                _ => self.add_page(page),
+            }
+        }
         match self {
             ActorMap::Dense { base, values, .. } => &mut values[(actor - *base) as usize],
+            ActorMap::Paged {
+                first_page, pages, ..
+            } => {
+                let values = pages[(page - *first_page) as usize].as_mut();
+                &mut values.expect("the page was added above")[offset]
+            }
             ActorMap::Sparse { values, empty } => values.entry(actor).or_insert(*empty),
         }
     }
 
-    /// Grows the array to hold `actor` (by a quarter at least, so that ids arriving in order do
-    /// not copy it each time), or turns it into a hash map past the budget.
-    fn make_room(&mut self, actor: i64) {
-        let ActorMap::Dense {
-            base,
-            values,
+    /// Allocates page `page` of a paged map, or turns the map into a hash map when the page
+    /// would take it past [`DENSE_MAP_BYTES`] or its directory past [`MOST_PAGES`].
+    fn add_page(&mut self, page: i64) {
+        let ActorMap::Paged {
+            first_page,
+            pages,
+            allocated,
             empty,
         } = self
         else {
             return;
         };
-        let empty = *empty;
-        if values.is_empty() {
-            *base = actor;
-            values.push(empty);
-            return;
-        }
-        let low = (*base).min(actor);
-        let high = (*base + values.len() as i64 - 1).max(actor);
-        let width = high as i128 - low as i128 + 1;
-        let most = DENSE_MAP_BYTES / size_of::<T>().max(1);
-        if width > most as i128 {
-            let map = values
-                .iter()
-                .enumerate()
-                .filter(|(_, value)| **value != empty)
-                .map(|(index, value)| (*base + index as i64, *value))
-                .collect();
-            *self = ActorMap::Sparse { values: map, empty };
-            return;
-        }
-        let slack = (values.len() / 4).max(64);
-        if actor < *base {
-            let new_base = actor
-                .saturating_sub(slack as i64)
-                .max(high - most as i64 + 1);
-            let extra = (*base - new_base) as usize;
-            let mut grown = Vec::with_capacity(values.len() + extra);
-            grown.resize(extra, empty);
-            grown.extend_from_slice(values);
-            *values = grown;
-            *base = new_base;
+        let (low, high) = if pages.is_empty() {
+            (page, page)
         } else {
-            values.resize((width as usize + slack).min(most), empty);
+            (
+                page.min(*first_page),
+                page.max(*first_page + pages.len() as i64 - 1),
+            )
+        };
+        let page_bytes = PAGE_ACTORS as usize * size_of::<T>().max(1);
+        if high - low >= MOST_PAGES || (*allocated + 1) * page_bytes > DENSE_MAP_BYTES {
+            self.make_sparse();
+            return;
         }
+        if pages.is_empty() {
+            *first_page = page;
+        }
+        if low < *first_page {
+            // The directory is a pointer a page: moving it is cheap, unlike the values.
+            let below = (*first_page - low) as usize;
+            pages.splice(0..0, std::iter::repeat_with(|| None).take(below));
+            *first_page = low;
+        }
+        let index = (page - *first_page) as usize;
+        if pages.len() <= index {
+            pages.resize_with(index + 1, || None);
+        }
+        pages[index] = Some(vec![*empty; PAGE_ACTORS as usize].into_boxed_slice());
+        *allocated += 1;
+    }
+
+    /// Moves every value set into a hash map.
+    fn make_sparse(&mut self) {
+        let empty = match self {
+            ActorMap::Dense { empty, .. } | ActorMap::Paged { empty, .. } => *empty,
+            ActorMap::Sparse { .. } => return,
+        };
+        let mut values = HashMap::new();
+        self.for_each(|actor, value| {
+            values.insert(actor, value);
+        });
+        *self = ActorMap::Sparse { values, empty };
     }
 
     /// The value of `actor`, or the empty one: any actor, not only those of the sets.
     pub(crate) fn get(&self, actor: i64) -> T {
+        match self.slot(actor) {
+            Some(value) => *value,
+            None => self.empty(),
+        }
+    }
+
+    fn empty(&self) -> T {
         match self {
-            ActorMap::Dense {
-                base,
-                values,
-                empty,
-            } => actor
-                .checked_sub(*base)
-                .and_then(|index| usize::try_from(index).ok())
-                .and_then(|index| values.get(index))
-                .copied()
-                .unwrap_or(*empty),
-            ActorMap::Sparse { values, empty } => values.get(&actor).copied().unwrap_or(*empty),
+            ActorMap::Dense { empty, .. }
+            | ActorMap::Paged { empty, .. }
+            | ActorMap::Sparse { empty, .. } => *empty,
         }
     }
 
     /// Calls `visit` with every (actor, value) set for an actor, in no particular order (actors
-    /// ascending in a dense map): as [`pairs`](Self::pairs), without the dynamic dispatch per
-    /// actor that the folds' passes over a million actors cannot afford.
+    /// ascending in a dense or paged map): as [`pairs`](Self::pairs), without the dynamic
+    /// dispatch per actor that the folds' passes over a million actors cannot afford.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(i64, T)) {
         match self {
             ActorMap::Dense {
                 base,
                 values,
                 empty,
+            } => set_values(*base, values, *empty).for_each(|(actor, value)| visit(actor, value)),
+            ActorMap::Paged {
+                first_page,
+                pages,
+                empty,
+                ..
             } => {
-                for (index, value) in values.iter().enumerate() {
-                    if value != empty {
-                        visit(*base + index as i64, *value);
+                for (index, page) in pages.iter().enumerate() {
+                    if let Some(values) = page {
+                        let base = (*first_page + index as i64) * PAGE_ACTORS;
+                        set_values(base, values, *empty)
+                            .for_each(|(actor, value)| visit(actor, value));
                     }
                 }
             }
@@ -714,21 +842,28 @@ impl<T: Copy + PartialEq> ActorMap<T> {
 
     /// Every (actor, value) set for an actor, in no particular order.
     pub(crate) fn pairs(&self) -> Box<dyn Iterator<Item = (i64, T)> + '_> {
+        let empty = self.empty();
         match self {
-            ActorMap::Dense {
-                base,
-                values,
-                empty,
-            } => Box::new(
-                values
-                    .iter()
-                    .enumerate()
-                    .filter(move |(_, value)| *value != empty)
-                    .map(move |(index, value)| (*base + index as i64, *value)),
-            ),
+            ActorMap::Dense { base, values, .. } => Box::new(set_values(*base, values, empty)),
+            ActorMap::Paged {
+                first_page, pages, ..
+            } => Box::new(pages.iter().enumerate().flat_map(move |(index, page)| {
+                page.as_deref().into_iter().flat_map(move |values| {
+                    set_values((*first_page + index as i64) * PAGE_ACTORS, values, empty)
+                })
+            })),
             ActorMap::Sparse { values, .. } => {
                 Box::new(values.iter().map(|(actor, value)| (*actor, *value)))
             }
+        }
+    }
+
+    /// How many actors the map has room for without growing: at least those set.
+    pub(crate) fn slots(&self) -> usize {
+        match self {
+            ActorMap::Dense { values, .. } => values.len(),
+            ActorMap::Paged { allocated, .. } => allocated * PAGE_ACTORS as usize,
+            ActorMap::Sparse { values, .. } => values.len(),
         }
     }
 
@@ -736,6 +871,12 @@ impl<T: Copy + PartialEq> ActorMap<T> {
     pub(crate) fn size(&self) -> usize {
         match self {
             ActorMap::Dense { values, .. } => values.capacity() * size_of::<T>(),
+            ActorMap::Paged {
+                pages, allocated, ..
+            } => {
+                pages.capacity() * size_of::<Option<Box<[T]>>>()
+                    + allocated * PAGE_ACTORS as usize * size_of::<T>()
+            }
             ActorMap::Sparse { values, .. } => values.capacity() * (size_of::<T>() + 16),
         }
     }
@@ -869,5 +1010,55 @@ mod tests {
         let mut values: Vec<i32> = map.values().collect();
         values.sort_unstable();
         assert_eq!(values, vec![6, 7]);
+    }
+
+    /// A grown map against a `BTreeMap` of the same updates: actors in no order on both sides of
+    /// zero, over pages far apart.
+    fn grown_map_matches_a_btree_map(spread: u64) -> ActorMap<i64> {
+        let mut random = crate::test_random::Random(0x9e37_79b9_7f4a_7c15);
+        let mut map = ActorMap::new(0_i64);
+        let mut expected = std::collections::BTreeMap::new();
+        for _ in 0..20_000 {
+            let actor = random.below(spread) as i64 - (spread / 2) as i64;
+            let add = random.below(5) as i64 + 1;
+            *map.entry(actor) += add;
+            *expected.entry(actor).or_insert(0) += add;
+        }
+        let mut visited = Vec::new();
+        map.for_each(|actor, value| visited.push((actor, value)));
+        let mut pairs: Vec<(i64, i64)> = map.pairs().collect();
+        pairs.sort_unstable();
+        let expected: Vec<(i64, i64)> = expected.into_iter().collect();
+        assert_eq!(pairs, expected);
+        visited.sort_unstable();
+        assert_eq!(visited, expected);
+        for (actor, value) in &expected {
+            assert_eq!(map.get(*actor), *value);
+        }
+        assert_eq!(map.get(i64::MAX), 0);
+        map
+    }
+
+    #[test]
+    fn a_grown_map_keeps_actors_in_no_order_in_pages() {
+        let map = grown_map_matches_a_btree_map(300_000);
+        let ActorMap::Paged {
+            pages, allocated, ..
+        } = &map
+        else {
+            panic!("300,000 actors' range fits in pages")
+        };
+        // Every page of the range is touched, and only those.
+        assert_eq!(*allocated, pages.iter().flatten().count());
+        assert!(pages.len() as i64 <= 300_000 / PAGE_ACTORS + 2);
+        let mut ascending = Vec::new();
+        map.for_each(|actor, _| ascending.push(actor));
+        assert!(ascending.is_sorted(), "a paged map visits actors in order");
+    }
+
+    #[test]
+    fn a_grown_map_past_its_directory_becomes_a_hash_map() {
+        let map = grown_map_matches_a_btree_map(1 << 50);
+        assert!(matches!(map, ActorMap::Sparse { .. }));
     }
 }

@@ -15,7 +15,9 @@
 //! feature also touches that feature's array of first uses and use counts; both slots are
 //! prefetched [`PREFETCH_ROWS`] rows ahead. (With every feature's uses inline in the actor's slot,
 //! 152 bytes an actor, the three quarters of events without a feature paid for a slot spanning
-//! three cache lines, and the fold passed over that large array once for each feature.)
+//! three cache lines, and the fold passed over that large array once for each feature.) The arrays
+//! are paged ([`ActorMap::new`]): grown as one array, actors in no order copied it into new pages
+//! again and again at its low end, and those copies' page faults were a fifth of the query's time.
 //!
 //! Three kinds of rows come in, told apart by which columns are NULL: events (actor and time),
 //! launches (no actor, no time: a feature and its `released_at`) and the actors of an `eligible`
@@ -452,6 +454,7 @@ impl Accumulator for AdoptionSetsAccumulator {
         let times = values[1].as_primitive::<Int64Type>();
         let features = cast(&values[2], &DataType::Utf8View)?;
         let features = features.as_string_view();
+        // NULL counts as false: one bitmap to read per row, not a validity and a value.
         let in_range = values[3].as_boolean();
         let released = values[4].as_primitive::<Int64Type>();
         let views = features.views();
@@ -515,7 +518,14 @@ impl Accumulator for AdoptionSetsAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let (mut actors, mut first_seen, mut last_in_range) = (Vec::new(), Vec::new(), Vec::new());
+        // Sized for every slot up front: growing these to a million actors copied them into new
+        // pages again and again, and capacity never written costs no memory.
+        let slots = self.actors.slots();
+        let (mut actors, mut first_seen, mut last_in_range) = (
+            Vec::with_capacity(slots),
+            Vec::with_capacity(slots),
+            Vec::with_capacity(slots),
+        );
         self.actors.for_each(|actor, seen| {
             actors.push(actor);
             first_seen.push(seen.first);
@@ -524,8 +534,17 @@ impl Accumulator for AdoptionSetsAccumulator {
         let mut listed = Vec::new();
         self.listed.for_each(|actor, _| listed.push(actor));
         // Each feature's uses one after the other, their number per feature in `use_lengths`.
-        let (mut use_lengths, mut use_actors, mut first_uses, mut uses) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let use_slots = self
+            .features
+            .iter()
+            .map(|feature| feature.uses.slots())
+            .sum();
+        let (mut use_lengths, mut use_actors, mut first_uses, mut uses) = (
+            Vec::with_capacity(self.features.len()),
+            Vec::with_capacity(use_slots),
+            Vec::with_capacity(use_slots),
+            Vec::with_capacity(use_slots),
+        );
         for feature in &self.features {
             let before = use_actors.len();
             feature.uses.for_each(|actor, feature_uses| {
