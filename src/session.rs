@@ -9,7 +9,6 @@ use std::sync::Arc;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use usagelake_udfs::UsagelakeOptions;
 
@@ -122,7 +121,7 @@ pub fn create_context(options: &SessionOptions) -> Result<SessionContext, Sessio
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
     // Our rule first, so that the rules after it see the balanced scans.
-    let mut physical_rules = PhysicalOptimizer::new().rules;
+    let mut physical_rules = usagelake_udfs::physical_optimizer_rules();
     physical_rules.insert(0, Arc::new(BalancedFileScans));
     let state = SessionStateBuilder::new()
         .with_config(config)

@@ -21,16 +21,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
-    StructArray, UInt32Array,
+    StructArray, UInt8Array, UInt32Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, TimeUnit};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::function::{
-    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
-};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
@@ -39,8 +37,8 @@ use datafusion_macros::user_doc;
 use crate::actor_id_sessions::{IDS_PER_BLOCK, MOST_IDS_PER_GROUP};
 use crate::fold::{Expected, check_arguments, list_of, state_field};
 use crate::window_funnel::{
-    Event, Funnel, FunnelFunction, Grouped, Scratch, TimeKind, check_constants_when_simplified,
-    check_funnel_types, extend_events, for_each_state, ticks_per_second,
+    Event, Funnel, FunnelFunction, Grouped, Scratch, TimeKind, check_funnel_types, extend_events,
+    for_each_state, ticks_per_second,
 };
 
 const NAME: &str = "actor_id_funnel";
@@ -81,9 +79,76 @@ impl ActorIdFunnel {
     }
 }
 
-/// The funnel of a call: its arguments after the actor.
-fn funnel_of(args: &AccumulatorArgs) -> Result<Funnel> {
-    Funnel::from_arguments(NAME, &args.exprs[1..], &args.expr_fields[1..])
+/// The funnel of a call of `function`: its arguments after the actor.
+pub(crate) fn funnel_of(function: &'static str, args: &AccumulatorArgs) -> Result<Funnel> {
+    Funnel::from_arguments(function, &args.exprs[1..], &args.expr_fields[1..])
+}
+
+/// The argument types of an aggregate of blocks of actors: the actor's own, then
+/// `window_funnel`'s.
+pub(crate) fn coerce_actor_funnel_types(
+    function: &str,
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    let Some((actor, funnel)) = arg_types.split_first() else {
+        return plan_err!("{function} takes an actor, then window_funnel's arguments");
+    };
+    let mut types = vec![actor.clone()];
+    types.extend(FunnelFunction::coerce_types(funnel));
+    Ok(types)
+}
+
+/// The result type of an aggregate of blocks of actors, once its arguments are checked: an
+/// integer actor, then `window_funnel`'s with a TIMESTAMP ts.
+pub(crate) fn block_return_type(
+    function: &str,
+    output: BlockOutput,
+    arg_types: &[DataType],
+) -> Result<DataType> {
+    check_arguments(function, arg_types, &[("actor", Expected::Integer)])?;
+    let funnel = arg_types.get(1..).unwrap_or_default();
+    check_funnel_types(function, funnel)?;
+    if !matches!(funnel.get(1), Some(DataType::Timestamp(..))) {
+        return plan_err!(
+            "{function}: ts must be a TIMESTAMP, not {}; use window_funnel_events with GROUP BY \
+             actor for DATEs",
+            funnel[1]
+        );
+    }
+    let fields = match output {
+        BlockOutput::Report => step_fields(),
+        BlockOutput::Levels => level_fields(),
+    };
+    Ok(list_of(DataType::Struct(fields)))
+}
+
+/// The state of an aggregate of blocks of actors: its events' actors (NULL for a NULL actor),
+/// times and steps, and the actors of rows without an event ([`BlockOutput::Levels`] only).
+pub(crate) fn block_state_fields(args: &StateFieldsArgs) -> Vec<FieldRef> {
+    vec![
+        state_field(args, "actors", list_of(DataType::Int64)),
+        state_field(args, "times", list_of(DataType::Int64)),
+        state_field(args, "steps", list_of(DataType::UInt32)),
+        state_field(args, "present", list_of(DataType::Int64)),
+    ]
+}
+
+/// What an aggregate of blocks of actors gives for each group.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum BlockOutput {
+    /// `actor_id_funnel`'s report; rows with a NULL actor are skipped.
+    Report,
+    /// `actor_id_window_funnel`'s (actor, level) of every actor, NULL the actor of the rows
+    /// without one.
+    Levels,
+}
+
+/// The fields of one element of `actor_id_window_funnel`'s result.
+fn level_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("actor", DataType::Int64, true),
+        Field::new("level", DataType::UInt8, false),
+    ])
 }
 
 /// The fields of one element of the result.
@@ -95,65 +160,84 @@ fn step_fields() -> Fields {
     ])
 }
 
-impl AggregateUDFImpl for ActorIdFunnel {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let Some((actor, funnel)) = arg_types.split_first() else {
-            return plan_err!("{NAME} takes an actor, then window_funnel's arguments");
-        };
-        let mut types = vec![actor.clone()];
-        types.extend(FunnelFunction::coerce_types(funnel));
-        Ok(types)
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        check_arguments(NAME, arg_types, &[("actor", Expected::Integer)])?;
-        let funnel = arg_types.get(1..).unwrap_or_default();
-        check_funnel_types(NAME, funnel)?;
-        if !matches!(funnel.get(1), Some(DataType::Timestamp(..))) {
-            return plan_err!(
-                "{NAME}: ts must be a TIMESTAMP, not {}; use window_funnel_events with GROUP BY \
-                 actor for DATEs",
-                funnel[1]
-            );
+/// The methods of `AggregateUDFImpl` that `actor_id_funnel` and `actor_id_window_funnel` share,
+/// all but `documentation`, for a struct whose `signature` field is its signature: `$name` is the
+/// function's name, `$output` its [`BlockOutput`].
+macro_rules! actor_block_methods {
+    ($name:expr, $output:expr) => {
+        fn name(&self) -> &str {
+            $name
         }
-        Ok(list_of(DataType::Struct(step_fields())))
-    }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let groups = ActorIdFunnelGroups::new(funnel_of(&args)?);
-        Ok(Box::new(ActorIdFunnelAccumulator(groups)))
-    }
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            &self.signature
+        }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
+        fn coerce_types(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::error::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+            $crate::actor_id_funnel::coerce_actor_funnel_types($name, arg_types)
+        }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(ActorIdFunnelGroups::new(funnel_of(&args)?)))
-    }
+        fn return_type(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::error::Result<datafusion::arrow::datatypes::DataType> {
+            $crate::actor_id_funnel::block_return_type($name, $output, arg_types)
+        }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            state_field(&args, "actors", list_of(DataType::Int64)),
-            state_field(&args, "times", list_of(DataType::Int64)),
-            state_field(&args, "steps", list_of(DataType::UInt32)),
-        ])
-    }
+        fn accumulator(
+            &self,
+            args: datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> datafusion::error::Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+            let groups = $crate::actor_id_funnel::ActorIdFunnelGroups::new(
+                $crate::actor_id_funnel::funnel_of($name, &args)?,
+                $output,
+            );
+            Ok(Box::new($crate::actor_id_funnel::ActorIdFunnelAccumulator(
+                groups,
+            )))
+        }
 
-    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        Some(check_constants_when_simplified(NAME, 1))
-    }
+        fn groups_accumulator_supported(
+            &self,
+            _args: datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> bool {
+            true
+        }
+
+        fn create_groups_accumulator(
+            &self,
+            args: datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> datafusion::error::Result<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
+            Ok(Box::new($crate::actor_id_funnel::ActorIdFunnelGroups::new(
+                $crate::actor_id_funnel::funnel_of($name, &args)?,
+                $output,
+            )))
+        }
+
+        fn state_fields(
+            &self,
+            args: datafusion::logical_expr::function::StateFieldsArgs,
+        ) -> datafusion::error::Result<Vec<datafusion::arrow::datatypes::FieldRef>> {
+            Ok($crate::actor_id_funnel::block_state_fields(&args))
+        }
+
+        fn simplify(
+            &self,
+        ) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
+            Some($crate::window_funnel::check_constants_when_simplified(
+                $name, 1,
+            ))
+        }
+    };
+}
+
+pub(crate) use actor_block_methods;
+
+impl AggregateUDFImpl for ActorIdFunnel {
+    actor_block_methods!(NAME, BlockOutput::Report);
 
     fn documentation(&self) -> Option<&Documentation> {
         self.doc()
@@ -165,6 +249,12 @@ impl AggregateUDFImpl for ActorIdFunnel {
 struct GroupEvents {
     actors: Vec<i64>,
     events: Vec<Event>,
+    /// The events of rows without an actor, kept for [`BlockOutput::Levels`] only.
+    without_actor: Vec<Event>,
+    /// For [`BlockOutput::Levels`] only: the actors of rows that gave no event (they met no step
+    /// or have no time), NULL for a row without an actor. Each still makes its actor a row of
+    /// the result, as it makes a group of `GROUP BY actor`.
+    present: Vec<Option<i64>>,
 }
 
 /// The columns of the result's elements, for any number of groups.
@@ -177,14 +267,22 @@ struct Elements {
 
 impl GroupEvents {
     fn size(&self) -> usize {
-        self.actors.capacity() * size_of::<i64>() + self.events.capacity() * size_of::<Event>()
+        self.actors.capacity() * size_of::<i64>()
+            + (self.events.capacity() + self.without_actor.capacity()) * size_of::<Event>()
+            + self.present.capacity() * size_of::<Option<i64>>()
     }
 
     /// The events in order of actor (in the order they came within an actor): group `id` of the
-    /// result holds the events of the group's least actor + `id`.
-    fn by_actor(&self) -> Result<Grouped> {
-        let (Some(&low), Some(&high)) = (self.actors.iter().min(), self.actors.iter().max()) else {
-            return Ok(Grouped::by_group(0, std::iter::empty()));
+    /// result holds the events of the group's least actor (returned first) + `id`.
+    fn by_actor(&self) -> Result<(i64, Grouped)> {
+        let ids = || {
+            self.actors
+                .iter()
+                .copied()
+                .chain(self.present.iter().flatten().copied())
+        };
+        let (Some(low), Some(high)) = (ids().min(), ids().max()) else {
+            return Ok((0, Grouped::by_group(0, std::iter::empty())));
         };
         let ids = i128::from(high) - i128::from(low) + 1;
         if ids > i128::from(MOST_IDS_PER_GROUP) {
@@ -199,7 +297,38 @@ impl GroupEvents {
             .iter()
             .zip(&self.events)
             .map(|(&actor, &event)| ((actor - low) as usize, event));
-        Ok(Grouped::by_group(ids as usize, events))
+        Ok((low, Grouped::by_group(ids as usize, events)))
+    }
+
+    /// Appends the level of each actor of the group, in order of actor, then that of the rows
+    /// without an actor, if any.
+    fn levels(
+        &mut self,
+        funnel: &Funnel,
+        scratch: &mut Scratch,
+        actors: &mut Vec<Option<i64>>,
+        levels: &mut Vec<u8>,
+    ) -> Result<()> {
+        let (low, mut by_actor) = self.by_actor()?;
+        let mut present = vec![false; by_actor.groups()];
+        for actor in self.present.iter().flatten() {
+            present[(actor - low) as usize] = true;
+        }
+        let mut level_of = |events: &mut [Event]| match events.is_empty() {
+            true => 0,
+            false => funnel.run(events, scratch).level,
+        };
+        for (id, events) in by_actor.slices().enumerate() {
+            if !events.is_empty() || present[id] {
+                actors.push(Some(low + id as i64));
+                levels.push(level_of(events));
+            }
+        }
+        if !self.without_actor.is_empty() || self.present.contains(&None) {
+            actors.push(None);
+            levels.push(level_of(&mut self.without_actor));
+        }
+        Ok(())
     }
 
     /// Appends the group's elements: one per step with the actors that reached it, then one per
@@ -214,7 +343,7 @@ impl GroupEvents {
         out.actors.extend(std::iter::repeat_n(0, funnel.steps()));
         out.seconds
             .extend(std::iter::repeat_n(None, funnel.steps()));
-        let mut by_actor = self.by_actor()?;
+        let (_, mut by_actor) = self.by_actor()?;
         let mut times = Vec::new();
         for events in by_actor.slices().filter(|events| !events.is_empty()) {
             let reached = funnel.run(events, scratch);
@@ -250,95 +379,28 @@ fn list(offsets: &OffsetBuffer<i32>, values: ArrayRef) -> ArrayRef {
 
 /// The aggregate for every group of a GROUP BY.
 #[derive(Debug)]
-struct ActorIdFunnelGroups {
+pub(crate) struct ActorIdFunnelGroups {
     funnel: Funnel,
+    output: BlockOutput,
     groups: Vec<GroupEvents>,
     scratch: Scratch,
 }
 
 impl ActorIdFunnelGroups {
-    fn new(funnel: Funnel) -> Self {
+    pub(crate) fn new(funnel: Funnel, output: BlockOutput) -> Self {
         Self {
             funnel,
+            output,
             groups: Vec::new(),
             scratch: Scratch::default(),
         }
     }
-}
 
-impl GroupsAccumulator for ActorIdFunnelGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups
-            .resize_with(total_num_groups, GroupEvents::default);
-        let actor_column = cast(&values[0], &DataType::Int64)?;
-        let actor_column = actor_column.as_primitive::<Int64Type>();
-        let groups = &mut self.groups;
-        self.funnel
-            .for_each_event(&values[1..], opt_filter, |row, event| {
-                if actor_column.is_valid(row) {
-                    let group = &mut groups[group_indices[row]];
-                    group.actors.push(actor_column.value(row));
-                    group.events.push(event);
-                }
-            })
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let offsets = OffsetBuffer::from_lengths(groups.iter().map(|group| group.actors.len()));
-        let actors = groups.iter().flat_map(|group| group.actors.iter().copied());
-        let events = || groups.iter().flat_map(|group| group.events.iter());
-        Ok(vec![
-            list(&offsets, Arc::new(Int64Array::from_iter_values(actors))),
-            list(
-                &offsets,
-                Arc::new(Int64Array::from_iter_values(events().map(|event| event.ts))),
-            ),
-            list(
-                &offsets,
-                Arc::new(UInt32Array::from_iter_values(
-                    events().map(|event| event.steps),
-                )),
-            ),
-        ])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups
-            .resize_with(total_num_groups, GroupEvents::default);
-        let actor_lists = values[0].as_list::<i32>();
-        let groups = &mut self.groups;
-        let mut result = Ok(());
-        for_each_state(NAME, &values[1..], |row, times, steps| {
-            let list = actor_lists.value(row);
-            let ids = list.as_primitive::<Int64Type>().values();
-            if ids.len() != times.len() {
-                result = exec_err!("{NAME}: a state has more actors than events or fewer");
-                return;
-            }
-            let group = &mut groups[group_indices[row]];
-            group.actors.extend_from_slice(ids);
-            extend_events(&mut group.events, times, steps);
-        })?;
-        result
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
+    /// Each group's elements of the report.
+    fn reports(&mut self, groups: &[GroupEvents]) -> Result<ArrayRef> {
         let mut elements = Elements::default();
         let mut lengths = Vec::with_capacity(groups.len());
-        for group in &groups {
+        for group in groups {
             let before = elements.steps.len();
             group.report(&self.funnel, &mut self.scratch, &mut elements)?;
             lengths.push(elements.steps.len() - before);
@@ -355,6 +417,163 @@ impl GroupsAccumulator for ActorIdFunnelGroups {
         Ok(list(&OffsetBuffer::from_lengths(lengths), Arc::new(rows)))
     }
 
+    /// Each group's (actor, level) elements.
+    fn levels(&mut self, groups: &mut [GroupEvents]) -> Result<ArrayRef> {
+        let (mut actors, mut levels) = (Vec::new(), Vec::new());
+        let mut lengths = Vec::with_capacity(groups.len());
+        for group in groups {
+            let before = levels.len();
+            group.levels(&self.funnel, &mut self.scratch, &mut actors, &mut levels)?;
+            lengths.push(levels.len() - before);
+        }
+        let rows = StructArray::try_new(
+            level_fields(),
+            vec![
+                Arc::new(Int64Array::from(actors)),
+                Arc::new(UInt8Array::from(levels)),
+            ],
+            None,
+        )?;
+        Ok(list(&OffsetBuffer::from_lengths(lengths), Arc::new(rows)))
+    }
+}
+
+impl GroupsAccumulator for ActorIdFunnelGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups
+            .resize_with(total_num_groups, GroupEvents::default);
+        let actor_column = cast(&values[0], &DataType::Int64)?;
+        let actor_column = actor_column.as_primitive::<Int64Type>();
+        let groups = &mut self.groups;
+        let levels = self.output == BlockOutput::Levels;
+        let mut gave_event = vec![false; if levels { actor_column.len() } else { 0 }];
+        self.funnel
+            .for_each_event(&values[1..], opt_filter, |row, event| {
+                let group = &mut groups[group_indices[row]];
+                if actor_column.is_valid(row) {
+                    group.actors.push(actor_column.value(row));
+                    group.events.push(event);
+                } else if levels {
+                    group.without_actor.push(event);
+                }
+                if levels {
+                    gave_event[row] = true;
+                }
+            })?;
+        // Every row makes its actor a row of the levels, as every row makes a group of
+        // `GROUP BY actor`, FILTER or not.
+        for (row, _) in gave_event.iter().enumerate().filter(|(_, gave)| !**gave) {
+            let actor = actor_column.is_valid(row).then(|| actor_column.value(row));
+            groups[group_indices[row]].present.push(actor);
+        }
+        Ok(())
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        let offsets = OffsetBuffer::from_lengths(
+            groups
+                .iter()
+                .map(|group| group.actors.len() + group.without_actor.len()),
+        );
+        // A group's events with an actor, then those without (a NULL actor).
+        let actors: Int64Array = groups
+            .iter()
+            .flat_map(|group| {
+                let without = std::iter::repeat_n(None, group.without_actor.len());
+                group.actors.iter().copied().map(Some).chain(without)
+            })
+            .collect();
+        let events = || {
+            groups
+                .iter()
+                .flat_map(|group| group.events.iter().chain(&group.without_actor))
+        };
+        let present = OffsetBuffer::from_lengths(groups.iter().map(|group| group.present.len()));
+        let present_actors: Int64Array = groups
+            .iter()
+            .flat_map(|group| group.present.iter().copied())
+            .collect();
+        Ok(vec![
+            list(&offsets, Arc::new(actors)),
+            list(
+                &offsets,
+                Arc::new(Int64Array::from_iter_values(events().map(|event| event.ts))),
+            ),
+            list(
+                &offsets,
+                Arc::new(UInt32Array::from_iter_values(
+                    events().map(|event| event.steps),
+                )),
+            ),
+            list(&present, Arc::new(present_actors)),
+        ])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups
+            .resize_with(total_num_groups, GroupEvents::default);
+        let (Some(actor_lists), Some(present_lists)) = (
+            values[0].as_list_opt::<i32>(),
+            values.get(3).and_then(|state| state.as_list_opt::<i32>()),
+        ) else {
+            return exec_err!("{NAME}: the state is not four lists");
+        };
+        let groups = &mut self.groups;
+        let mut result = Ok(());
+        for_each_state(NAME, &values[1..], |row, times, steps| {
+            let list = actor_lists.value(row);
+            let ids = list.as_primitive::<Int64Type>();
+            if ids.len() != times.len() {
+                result = exec_err!("{NAME}: a state has more actors than events or fewer");
+                return;
+            }
+            let group = &mut groups[group_indices[row]];
+            let present = present_lists.value(row);
+            group
+                .present
+                .extend(present.as_primitive::<Int64Type>().iter());
+            if ids.null_count() == 0 {
+                group.actors.extend_from_slice(ids.values());
+                extend_events(&mut group.events, times, steps);
+                return;
+            }
+            for (index, id) in ids.iter().enumerate() {
+                let event = Event {
+                    ts: times[index],
+                    steps: steps[index],
+                };
+                match id {
+                    Some(id) => {
+                        group.actors.push(id);
+                        group.events.push(event);
+                    }
+                    None => group.without_actor.push(event),
+                }
+            }
+        })?;
+        result
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut groups = emit_to.take_needed(&mut self.groups);
+        match self.output {
+            BlockOutput::Report => self.reports(&groups),
+            BlockOutput::Levels => self.levels(&mut groups),
+        }
+    }
+
     fn convert_to_state(
         &self,
         values: &[ArrayRef],
@@ -362,7 +581,7 @@ impl GroupsAccumulator for ActorIdFunnelGroups {
     ) -> Result<Vec<ArrayRef>> {
         // Each row becomes a group of its own: its event, or none.
         let rows = values.first().map_or(0, |array| array.len());
-        let mut one_per_row = Self::new(self.funnel.clone());
+        let mut one_per_row = Self::new(self.funnel.clone(), self.output);
         let group_indices: Vec<usize> = (0..rows).collect();
         one_per_row.update_batch(values, &group_indices, opt_filter, rows)?;
         one_per_row.state(EmitTo::All)
@@ -377,7 +596,7 @@ impl GroupsAccumulator for ActorIdFunnelGroups {
 
 /// The aggregate over a single group (no GROUP BY): the groups' accumulator with one group.
 #[derive(Debug)]
-struct ActorIdFunnelAccumulator(ActorIdFunnelGroups);
+pub(crate) struct ActorIdFunnelAccumulator(pub(crate) ActorIdFunnelGroups);
 
 impl ActorIdFunnelAccumulator {
     /// The accumulator's one group, made if no row came.
@@ -422,7 +641,7 @@ mod tests {
     use super::*;
 
     use datafusion::arrow::array::TimestampSecondArray;
-    use datafusion::arrow::datatypes::{Float64Type, Int32Type, IntervalMonthDayNano};
+    use datafusion::arrow::datatypes::{Float64Type, Int32Type, IntervalMonthDayNano, UInt8Type};
     use datafusion::physical_expr::PhysicalExpr;
     use datafusion::physical_expr::expressions::{Column, Literal};
 
@@ -433,6 +652,11 @@ mod tests {
     /// An accumulator of `actor_id_funnel(actor, INTERVAL '1 hour', ts, c1, c2, c3)` over a
     /// TIMESTAMP(s) column.
     fn accumulator() -> ActorIdFunnelAccumulator {
+        accumulator_of(BlockOutput::Report)
+    }
+
+    /// The same call with `output`.
+    fn accumulator_of(output: BlockOutput) -> ActorIdFunnelAccumulator {
         let hour = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
             0,
             0,
@@ -457,10 +681,11 @@ mod tests {
             exprs.push(Arc::new(Column::new(&format!("c{k}"), k + 2)));
         }
         let funnel = Funnel::from_arguments(NAME, &exprs, &fields).unwrap();
-        ActorIdFunnelAccumulator(ActorIdFunnelGroups::new(funnel))
+        ActorIdFunnelAccumulator(ActorIdFunnelGroups::new(funnel, output))
     }
 
-    /// The argument arrays of rows (actor, seconds, the step the row meets, 1-based).
+    /// The argument arrays of rows (actor, seconds, the step the row meets, 1-based; 0 for
+    /// none).
     fn batch(rows: &[(Option<i64>, i64, usize)]) -> Vec<ArrayRef> {
         let mut values: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(
@@ -566,5 +791,78 @@ mod tests {
             .unwrap();
         let error = funnel.evaluate().unwrap_err().to_string();
         assert!(error.contains("group the rows by actor / 16384"), "{error}");
+    }
+
+    /// A result of `actor_id_window_funnel` as (actor, level).
+    fn levels(value: ScalarValue) -> Vec<(Option<i64>, u8)> {
+        let array = value.to_array().unwrap();
+        let rows = array.as_list::<i32>().value(0);
+        let rows = rows.as_struct();
+        let actors = rows.column(0).as_primitive::<Int64Type>();
+        let levels = rows.column(1).as_primitive::<UInt8Type>();
+        (0..rows.len())
+            .map(|row| {
+                let actor = actors.is_valid(row).then(|| actors.value(row));
+                (actor, levels.value(row))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_actor_gets_its_level_even_without_a_step_and_the_null_actor_last() {
+        // 7: steps 1, 2 within the hour. 9: step 1, then step 2 too late. 8: no step met.
+        // NULL: steps 1, 2, 3 within the hour.
+        let mut funnel = accumulator_of(BlockOutput::Levels);
+        funnel
+            .update_batch(&batch(&[
+                (Some(9), 100, 1),
+                (None, 10, 2),
+                (Some(7), 600, 2),
+                (Some(8), 50, 0),
+                (None, 0, 1),
+                (Some(9), 7_300, 2),
+                (Some(7), 0, 1),
+                (None, 20, 3),
+            ]))
+            .unwrap();
+        assert_eq!(
+            levels(funnel.evaluate().unwrap()),
+            vec![(Some(7), 2), (Some(8), 0), (Some(9), 1), (None, 3)]
+        );
+    }
+
+    #[test]
+    fn merged_partial_levels_equal_one_pass() {
+        let mut random = Random(0x00dd_ba11);
+        let rows: Vec<(Option<i64>, i64, usize)> = (0..900)
+            .map(|_| {
+                let actor = (random.below(20) != 0).then(|| 500 + random.below(60) as i64 * 7);
+                let seconds = random.below(4 * 3_600) as i64;
+                (actor, seconds, random.below(STEPS as u64 + 1) as usize)
+            })
+            .collect();
+        let mut whole = accumulator_of(BlockOutput::Levels);
+        whole.update_batch(&batch(&rows)).unwrap();
+        let mut merged = accumulator_of(BlockOutput::Levels);
+        for part in rows.chunks(200) {
+            let mut partial = accumulator_of(BlockOutput::Levels);
+            partial.update_batch(&batch(part)).unwrap();
+            let state: Vec<ArrayRef> = partial
+                .state()
+                .unwrap()
+                .iter()
+                .map(|value| value.to_array().unwrap())
+                .collect();
+            merged.merge_batch(&state).unwrap();
+        }
+        let expected = levels(whole.evaluate().unwrap());
+        assert_eq!(
+            expected.len(),
+            61,
+            "60 actors and the NULL one: {expected:?}"
+        );
+        assert!(expected.iter().any(|(_, level)| *level == 0));
+        assert!(expected.iter().any(|(_, level)| *level == STEPS as u8));
+        assert_eq!(levels(merged.evaluate().unwrap()), expected);
     }
 }

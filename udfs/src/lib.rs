@@ -10,6 +10,7 @@ mod active_user_sets;
 mod active_users;
 mod actor_id_funnel;
 mod actor_id_sessions;
+mod actor_id_window_funnel;
 mod actor_sessions;
 mod actor_sets;
 mod adoption_rate;
@@ -52,6 +53,7 @@ mod sequence_pattern;
 mod sessionize;
 mod sessions;
 mod step_number;
+mod string_in_list;
 mod table_function;
 #[cfg(test)]
 mod test_random;
@@ -62,6 +64,7 @@ mod usage_frequency_counts;
 mod usage_frequency_sets;
 mod usagelake_functions;
 mod window_funnel;
+mod window_funnel_blocks;
 mod window_funnel_events;
 
 pub use options::{UsagelakeOptions, WeekStart};
@@ -70,6 +73,8 @@ use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionContext;
 
 use crate::table_function::{MetricTableFunction, MetricTablePlanner};
@@ -118,6 +123,7 @@ fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(actor_sessions::ActorSessions::new()),
         AggregateUDF::from(actor_id_sessions::ActorIdSessions::new()),
         AggregateUDF::from(actor_id_funnel::ActorIdFunnel::new()),
+        AggregateUDF::from(actor_id_window_funnel::ActorIdWindowFunnel::new()),
     ]
 }
 
@@ -140,7 +146,17 @@ fn metric_table_functions() -> Vec<Arc<dyn MetricTableFunction>> {
     ]
 }
 
-/// Registers the `usagelake.*` session settings and every metric function into `ctx`.
+/// DataFusion's physical optimizer rules, then this crate's (a filter by a list of strings run as
+/// `step_number`, see string_in_list.rs), for `SessionStateBuilder::with_physical_optimizer_rules`.
+pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    rules.push(Arc::new(string_in_list::StringInListAsStepNumber));
+    rules
+}
+
+/// Registers the `usagelake.*` session settings, every metric function and the optimizer rule of
+/// `window_funnel` over integer actors into `ctx`. A context's physical optimizer rules are fixed
+/// when it is built, so those of this crate come from [`physical_optimizer_rules`] instead.
 ///
 /// Settings already present (for example set from the command line before this call) are kept.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
@@ -170,5 +186,6 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     }
     let catalogs = Arc::clone(ctx.state_ref().read().catalog_list());
     ctx.register_relation_planner(Arc::new(MetricTablePlanner::new(tables, catalogs)))?;
+    ctx.add_optimizer_rule(Arc::new(window_funnel_blocks::WindowFunnelByIdBlocks));
     Ok(())
 }

@@ -1415,6 +1415,11 @@ impl Grouped {
         }
     }
 
+    /// The number of groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.starts.len() - 1
+    }
+
     /// Each group's events, empty for a group without any.
     pub(crate) fn slices(&mut self) -> impl Iterator<Item = &mut [Event]> {
         let mut rest = self.events.as_mut_slice();

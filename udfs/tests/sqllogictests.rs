@@ -1,6 +1,7 @@
 //! The crate's SQL-level tests: runs every `tests/slt/*.slt` file, in the sqllogictest format that
-//! DataFusion's own tests use, against a fresh session that has `information_schema` and
-//! [`usagelake_udfs::register_all`].
+//! DataFusion's own tests use, against a fresh session that has `information_schema`,
+//! [`usagelake_udfs::register_all`] and [`usagelake_udfs::physical_optimizer_rules`], as the
+//! engine's sessions do.
 //!
 //! The functions are tested through SQL because that is how they are used: planning-time checks,
 //! literal handling, session settings (`SET usagelake.tz`) and `SHOW FUNCTIONS` only show there.
@@ -20,6 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use sqllogictest::{AsyncDB, ColumnType, DBOutput, Runner, strict_column_validator};
 
@@ -86,8 +88,12 @@ struct Session {
 
 impl Session {
     fn new() -> Result<Self> {
-        let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_information_schema(true))
+            .with_default_features()
+            .with_physical_optimizer_rules(usagelake_udfs::physical_optimizer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         usagelake_udfs::register_all(&ctx)?;
         Ok(Session { ctx })
     }
