@@ -20,10 +20,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
-    StructArray, UInt8Array, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int32Array,
+    Int64Array, ListArray, StructArray, UInt8Array, UInt32Array,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, TimeUnit};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
@@ -482,19 +482,33 @@ impl GroupsAccumulator for ActorIdFunnelGroups {
                 .iter()
                 .map(|group| group.actors.len() + group.without_actor.len()),
         );
-        // A group's events with an actor, then those without (a NULL actor).
-        let actors: Int64Array = groups
-            .iter()
-            .flat_map(|group| {
-                let without = std::iter::repeat_n(None, group.without_actor.len());
-                group.actors.iter().copied().map(Some).chain(without)
-            })
-            .collect();
-        let events = || {
-            groups
-                .iter()
-                .flat_map(|group| group.events.iter().chain(&group.without_actor))
-        };
+        // A group's events with an actor, then those without (a NULL actor), copied slice by
+        // slice into arrays sized up front: built by iterators of options, the state took a
+        // quarter of the partial aggregate's time.
+        let total = offsets.last().copied().unwrap_or_default() as usize;
+        let (mut ids, mut times, mut steps) = (
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+        );
+        let without_actor = groups.iter().any(|group| !group.without_actor.is_empty());
+        let mut valid = without_actor.then(|| BooleanBufferBuilder::new(total));
+        for group in &groups {
+            ids.extend_from_slice(&group.actors);
+            ids.resize(ids.len() + group.without_actor.len(), 0);
+            if let Some(valid) = &mut valid {
+                valid.append_n(group.actors.len(), true);
+                valid.append_n(group.without_actor.len(), false);
+            }
+            for event in group.events.iter().chain(&group.without_actor) {
+                times.push(event.ts);
+                steps.push(event.steps);
+            }
+        }
+        let actors = Int64Array::new(
+            ids.into(),
+            valid.map(|mut valid| NullBuffer::new(valid.finish())),
+        );
         let present = OffsetBuffer::from_lengths(groups.iter().map(|group| group.present.len()));
         let present_actors: Int64Array = groups
             .iter()
@@ -502,16 +516,8 @@ impl GroupsAccumulator for ActorIdFunnelGroups {
             .collect();
         Ok(vec![
             list(&offsets, Arc::new(actors)),
-            list(
-                &offsets,
-                Arc::new(Int64Array::from_iter_values(events().map(|event| event.ts))),
-            ),
-            list(
-                &offsets,
-                Arc::new(UInt32Array::from_iter_values(
-                    events().map(|event| event.steps),
-                )),
-            ),
+            list(&offsets, Arc::new(Int64Array::from(times))),
+            list(&offsets, Arc::new(UInt32Array::from(steps))),
             list(&present, Arc::new(present_actors)),
         ])
     }
