@@ -16,6 +16,10 @@
 //! one per actor and step k > 1 that it reached with the seconds from step k - 1 of its chain
 //! (`funnel`'s median), which the table function sums and takes the median of per step. Every
 //! group lists every step, so every segment with events gets every step, as in the other plan.
+//!
+//! The same accumulator gives `actor_id_window_funnel`'s (actor, level) of every actor of a block
+//! ([`BlockOutput::Levels`]), which also keeps the rows without an actor or without an event: each
+//! of those is a group of `GROUP BY actor`, so each must come out as a row.
 
 use std::sync::Arc;
 
