@@ -380,6 +380,7 @@ impl Accumulator for ActiveUserCountsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     /// DAU, WAU and MAU of days `first..end` after adding the given actors.
     fn fold(actors: &[&[i32]], first: i32, end: i32) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
@@ -443,13 +444,7 @@ mod tests {
             for days in part {
                 partial.add_actor(&mut days.to_vec());
             }
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(merged.evaluate().unwrap(), single.evaluate().unwrap());
     }

@@ -649,6 +649,7 @@ impl Accumulator for ActorIdFunnelAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     use datafusion::arrow::array::TimestampSecondArray;
     use datafusion::arrow::datatypes::{Float64Type, Int32Type, IntervalMonthDayNano, UInt8Type};
@@ -779,13 +780,7 @@ mod tests {
         for part in rows.chunks(250) {
             let mut partial = accumulator();
             partial.update_batch(&batch(part)).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         let expected = elements(whole.evaluate().unwrap());
         assert!(expected[0].1 > 20, "most actors reach step 1: {expected:?}");
@@ -857,13 +852,7 @@ mod tests {
         for part in rows.chunks(200) {
             let mut partial = accumulator_of(BlockOutput::Levels);
             partial.update_batch(&batch(part)).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         let expected = levels(whole.evaluate().unwrap());
         assert_eq!(

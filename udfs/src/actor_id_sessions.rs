@@ -281,6 +281,7 @@ impl Accumulator for ActorIdSessionsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
     use crate::test_random::Random;
 
     const GAP: i64 = 30;
@@ -406,13 +407,7 @@ mod tests {
             for part in events.chunks(150) {
                 let mut partial = ActorIdSessionsAccumulator::default();
                 partial.update_batch(&arguments(part, since)).unwrap();
-                let state: Vec<ArrayRef> = partial
-                    .state()
-                    .unwrap()
-                    .iter()
-                    .map(|value| value.to_array().unwrap())
-                    .collect();
-                merged.merge_batch(&state).unwrap();
+                merge_state(&mut partial, &mut merged);
             }
             let sessions = sessions_of(merged.evaluate().unwrap());
             assert!(sessions.len() > 40, "{} sessions", sessions.len());

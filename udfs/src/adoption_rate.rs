@@ -187,6 +187,7 @@ impl Accumulator for AdoptionAccumulator {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_merge::merge_state;
     use datafusion::arrow::array::Int64Array;
 
     use super::*;
@@ -230,13 +231,7 @@ mod tests {
         for rows in [[(Some(7), Some(false))], [(Some(7), Some(true))]] {
             let mut partial = accumulator();
             partial.update_batch(&batch(&rows)).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(merged.evaluate().unwrap(), ScalarValue::Float64(Some(1.0)));
     }

@@ -612,6 +612,7 @@ impl Accumulator for CohortAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     // Days since 1970-01-01.
     const MON_2024_01_01: i32 = 19_723;
@@ -743,13 +744,7 @@ mod tests {
             for (starts, returns) in part {
                 partial.add_actor(starts, returns).unwrap();
             }
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(merged.evaluate().unwrap(), single.evaluate().unwrap());
         // Week 0: actors 1, 2 and 5; actor 1 back in weeks 1 and 2, actor 5 in week 2; actor 2

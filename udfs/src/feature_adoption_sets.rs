@@ -695,6 +695,7 @@ impl Accumulator for AdoptionSetsAccumulator {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_merge::merge_state;
     use datafusion::arrow::array::{BooleanArray, Int64Array, StringArray};
 
     use super::*;
@@ -754,13 +755,7 @@ mod tests {
             .unwrap();
         let mut merged = AdoptionSetsAccumulator::default();
         for partial in [&mut first, &mut second] {
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(partial, &mut merged);
         }
         let ScalarValue::List(report) = merged.evaluate().unwrap() else {
             panic!("the report is a list");
@@ -939,22 +934,10 @@ mod tests {
             }
             let mut merged = AdoptionSetsAccumulator::default();
             for partial in &mut partials {
-                let state: Vec<ArrayRef> = partial
-                    .state()
-                    .unwrap()
-                    .iter()
-                    .map(|value| value.to_array().unwrap())
-                    .collect();
-                merged.merge_batch(&state).unwrap();
+                merge_state(partial, &mut merged);
             }
             let mut again = AdoptionSetsAccumulator::default();
-            let state: Vec<ArrayRef> = merged
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            again.merge_batch(&state).unwrap();
+            merge_state(&mut merged, &mut again);
             let expected = report_rows(&mut whole);
             assert!(expected.len() > 5, "case {case}: {expected:?}");
             assert_eq!(report_rows(&mut again), expected, "case {case}");

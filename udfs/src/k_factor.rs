@@ -195,6 +195,7 @@ impl Accumulator for KFactorAccumulator {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_merge::merge_state;
     use std::sync::Arc;
 
     use datafusion::arrow::array::{BooleanArray, Int64Array};
@@ -257,13 +258,7 @@ mod tests {
         ] {
             let mut partial = accumulator();
             partial.update_batch(&batch(&rows)).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         // Inviters 7 and 8, 4 invitations, 2 converted: 4 / 2 × 2 / 4 = 1.0.
         assert_eq!(merged.evaluate().unwrap(), ScalarValue::Float64(Some(1.0)));

@@ -56,6 +56,8 @@ mod step_number;
 mod string_in_list;
 mod table_function;
 #[cfg(test)]
+mod test_merge;
+#[cfg(test)]
 mod test_random;
 mod time_arguments;
 mod to_mrr;

@@ -463,6 +463,7 @@ impl Accumulator for LifecycleAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     // Days since 1970-01-01.
     const MON_2024_01_01: i32 = 19_723;
@@ -588,13 +589,7 @@ mod tests {
             for days in part {
                 partial.add_actor(&mut days.to_vec()).unwrap();
             }
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(merged.evaluate().unwrap(), single.evaluate().unwrap());
         // Week 2: actor 4 new; actors 1 and 5 dormant after week 1. Week 3: actor 2 new, actor

@@ -363,6 +363,7 @@ impl GroupsAccumulator for RetentionGroupsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     fn conditions(columns: &[&[Option<bool>]]) -> Vec<ArrayRef> {
         columns
@@ -545,13 +546,7 @@ mod tests {
         for batch in [&first, &second, &third] {
             let mut partial = RetentionAccumulator::new(3);
             partial.update_batch(batch).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .into_iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
 
         assert_eq!(evaluate(&mut merged), [1, 1, 1]);

@@ -553,6 +553,7 @@ impl<T: ArrowPrimitiveType + Debug> Accumulator for MovementsAccumulator<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     /// The report of one accumulator as (period day, money, counts) rows.
     type Row = (i32, [i128; 7], [i64; 5]);
@@ -683,13 +684,7 @@ mod tests {
         for history in &histories {
             let mut partial = accumulator(3);
             partial.add_account(history.iter().copied()).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .into_iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(rows(&mut merged), rows(&mut single));
     }

@@ -374,6 +374,7 @@ impl Accumulator for RollingAccumulator {
 mod tests {
     use super::*;
     use crate::cohort_counts::cells;
+    use crate::test_merge::merge_state;
 
     const DAY: i64 = 86_400;
     // 2024-01-01, as days since 1970-01-01 and as seconds.
@@ -452,13 +453,7 @@ mod tests {
             for (cohort, anchor, numbers) in part {
                 partial.add_actor(*cohort, *anchor, numbers).unwrap();
             }
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         assert_eq!(merged.cohorts, single.cohorts);
         assert_eq!(merged.evaluate().unwrap(), single.evaluate().unwrap());

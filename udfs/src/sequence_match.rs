@@ -721,6 +721,7 @@ impl<O: SequenceOutput> GroupsAccumulator for SequenceGroups<O> {
 
 #[cfg(test)]
 mod tests {
+    use crate::test_merge::merge_state;
     use datafusion::arrow::array::{StringArray, TimestampMillisecondArray, TimestampSecondArray};
     use datafusion::arrow::datatypes::TimeUnit;
     use datafusion::logical_expr::simplify::SimplifyContext;
@@ -1075,13 +1076,7 @@ mod tests {
         for values in [&first, &second] {
             let mut partial = accumulator("(?1).(?2)", 3);
             partial.update_batch(values).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(&mut partial, &mut merged);
         }
         let mut single = accumulator("(?1).(?2)", 3);
         single.update_batch(&first).unwrap();

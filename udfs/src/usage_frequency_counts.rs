@@ -399,6 +399,7 @@ impl Accumulator for UsageFrequencyAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     fn settings(as_of: Option<i32>, window_days: i32, lookback_days: i32) -> Settings {
         Settings {
@@ -485,13 +486,7 @@ mod tests {
                 } else {
                     fold(settings, part)
                 };
-                let state: Vec<ArrayRef> = partial
-                    .state()
-                    .unwrap()
-                    .iter()
-                    .map(|value| value.to_array().unwrap())
-                    .collect();
-                merged.merge_batch(&state).unwrap();
+                merge_state(&mut partial, &mut merged);
             }
             assert_eq!(merged.evaluate().unwrap(), single.evaluate().unwrap());
         }

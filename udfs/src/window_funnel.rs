@@ -1531,6 +1531,7 @@ impl GroupsAccumulator for FunnelGroupsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_merge::merge_state;
 
     use datafusion::arrow::array::TimestampSecondArray;
     use datafusion::arrow::datatypes::{Schema, UInt8Type};
@@ -2125,13 +2126,7 @@ mod tests {
         for row in rows {
             let mut partial = function.accumulator(&args).unwrap();
             partial.update_batch(&batch(3, &[*row])).unwrap();
-            let state: Vec<ArrayRef> = partial
-                .state()
-                .unwrap()
-                .into_iter()
-                .map(|value| value.to_array().unwrap())
-                .collect();
-            merged.merge_batch(&state).unwrap();
+            merge_state(partial.as_mut(), merged.as_mut());
         }
         let ScalarValue::List(list) = merged.evaluate().unwrap() else {
             panic!("window_funnel_events evaluates to a list");
