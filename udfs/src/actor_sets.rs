@@ -705,25 +705,16 @@ impl<T: Copy + PartialEq> ActorMap<T> {
     #[inline(never)]
     fn entry_slow(&mut self, actor: i64) -> &mut T {
         let (page, offset) = page_of(actor);
-        let has_slot = match &*self {
-            ActorMap::Dense { base, values, .. } => {
-                (0..values.len() as i64).contains(&(actor - *base))
-            }
-            ActorMap::Paged {
-                first_page, pages, ..
-            } => usize::try_from(page - *first_page)
-                .is_ok_and(|index| matches!(pages.get(index), Some(Some(_)))),
-            ActorMap::Sparse { .. } => true,
-        };
-        if !has_slot {
-            match self {
-                // `ActorSets::actor_map` sized the array for every actor of the sets.
-                ActorMap::Dense { .. } => self.make_sparse(),
-                _ => self.add_page(page),
-            }
+        // The fast path has already found `actor` outside a dense map's array, or its page not
+        // allocated yet.
+        match self {
+            // `ActorSets::actor_map` sized the array for every actor of the sets.
+            ActorMap::Dense { .. } => self.make_sparse(),
+            ActorMap::Paged { .. } => self.add_page(page),
+            ActorMap::Sparse { .. } => (),
         }
         match self {
-            ActorMap::Dense { base, values, .. } => &mut values[(actor - *base) as usize],
+            ActorMap::Dense { .. } => unreachable!("a dense map was made sparse above"),
             ActorMap::Paged {
                 first_page, pages, ..
             } => {
